@@ -1,0 +1,80 @@
+// swift-tools-version:6.0
+// LeadFlow: Facebook Lead Ads → Integrate, as a batch pipeline.
+// Layers (see README "Layout"): a pure core; one thin adapter per C library, each the
+// only importer of its C module; the store (schema and queries); test support; the CLI.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "LeadFlow",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "leadflow", targets: ["leadflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries, as Debian ships them; headers found through pkg-config.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+
+        // The pure core: domain types, policies, protocols of the outside world. No C, no I/O.
+        .target(name: "LeadFlowCore", swiftSettings: strict),
+
+        // One adapter per C library.
+        .target(name: "LeadFlowHTTP",
+                dependencies: ["CCurl", "LeadFlowCore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "LeadFlowPostgres",
+                dependencies: ["CLibPQ", "LeadFlowCore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "LeadFlowArchive",
+                dependencies: ["CLibArchive", "LeadFlowCore"],
+                swiftSettings: strict),
+
+        // The schema (versioned migrations) and, later, the queries the stages need.
+        .target(name: "LeadFlowStore",
+                dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // Test support: a loopback HTTP server, fixtures, the test database.
+        .target(name: "LeadFlowTestSupport",
+                dependencies: ["LeadFlowCore", "LeadFlowPostgres"],
+                swiftSettings: strict),
+
+        // The CLI: parses, wires, prints.
+        .executableTarget(name: "leadflow",
+                          dependencies: [
+                              "LeadFlowCore", "LeadFlowPostgres", "LeadFlowStore",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "Logging", package: "swift-log"),
+                          ],
+                          swiftSettings: strict),
+
+        // Benchmarks (release builds, run by scripts/bench-*.sh).
+        .executableTarget(name: "LeadFlowBench",
+                          dependencies: ["LeadFlowPostgres"],
+                          swiftSettings: strict),
+
+        .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .testTarget(name: "LeadFlowHTTPTests",
+                    dependencies: ["LeadFlowHTTP", "LeadFlowTestSupport", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
+        .testTarget(name: "LeadFlowPostgresTests",
+                    dependencies: ["LeadFlowPostgres", "LeadFlowTestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "LeadFlowArchiveTests",
+                    dependencies: ["LeadFlowArchive", "LeadFlowTestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "LeadFlowStoreTests",
+                    dependencies: ["LeadFlowStore", "LeadFlowPostgres", "LeadFlowTestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "LeadFlowCLITests",
+                    dependencies: ["LeadFlowTestSupport", "LeadFlowPostgres"],
+                    swiftSettings: strict),
+    ]
+)

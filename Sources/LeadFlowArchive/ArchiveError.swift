@@ -1,0 +1,42 @@
+import CLibArchive
+import Foundation
+import LeadFlowCore
+
+/// A libarchive or file-system failure, naming the C function and the archive's path.
+public struct ArchiveError: LeadFlowError, Equatable {
+    public enum Kind: String, Sendable {
+        /// The archive cannot be read to its end: truncated, bad checksum, bad compression.
+        case corrupt
+        case io
+        /// A member the writer refuses (empty or absolute name, `..`).
+        case invalidMember = "invalid_member"
+        case unsupported
+    }
+
+    public let kind: Kind
+    public let function: String
+    public let path: String
+    public let message: String
+
+    public var code: String { "archive.\(kind.rawValue)" }
+    public var disposition: Disposition { kind == .io ? .retry : .fatal }
+    public var description: String { "\(code): \(function) failed for \(path): \(message)" }
+
+    init(_ kind: Kind, function: String, path: String, message: String) {
+        self.kind = kind
+        self.function = function
+        self.path = path
+        self.message = message
+    }
+
+    /// An error from an archive handle, with libarchive's own message.
+    init(_ kind: Kind, function: String, path: String, archive: OpaquePointer?) {
+        let message = archive.flatMap { archive_error_string($0) }.map { String(cString: $0) } ?? "unknown error"
+        self.init(kind, function: function, path: path, message: message)
+    }
+
+    /// An error from a POSIX call, with strerror's text.
+    static func posix(_ function: String, path: String, errno code: Int32) -> ArchiveError {
+        ArchiveError(.io, function: function, path: path, message: String(cString: strerror(code)))
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// One HTTP request, described without any transport.
+public struct HTTPRequest: Sendable, Equatable {
+    public enum Method: String, Sendable { case get = "GET", post = "POST" }
+
+    public var method: Method
+    /// Scheme, host, port and path, without a query string: `http://127.0.0.1:8080/v25.0/me`.
+    public var url: String
+    /// Query parameters in order; encoded by `URLQuery.encode`.
+    public var query: [(name: String, value: String)]
+    public var headers: [(name: String, value: String)]
+    public var body: Data?
+    /// Time allowed to establish the connection.
+    public var connectTimeout: Duration
+    /// Time allowed for the whole exchange, connection included.
+    public var timeout: Duration
+
+    public init(method: Method = .get,
+                url: String,
+                query: [(name: String, value: String)] = [],
+                headers: [(name: String, value: String)] = [],
+                body: Data? = nil,
+                connectTimeout: Duration = .seconds(10),
+                timeout: Duration = .seconds(60)) {
+        self.method = method
+        self.url = url
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.connectTimeout = connectTimeout
+        self.timeout = timeout
+    }
+
+    /// The full URL with its encoded query. May hold secrets: pass it through
+    /// `URLRedaction.redact` before it reaches a log, an error or an archive.
+    public var fullURL: String {
+        query.isEmpty ? url : url + "?" + URLQuery.encode(query)
+    }
+
+    public static func == (lhs: HTTPRequest, rhs: HTTPRequest) -> Bool {
+        lhs.method == rhs.method && lhs.url == rhs.url
+            && lhs.query.elementsEqual(rhs.query, by: { $0 == $1 })
+            && lhs.headers.elementsEqual(rhs.headers, by: { $0 == $1 })
+            && lhs.body == rhs.body && lhs.connectTimeout == rhs.connectTimeout && lhs.timeout == rhs.timeout
+    }
+}
+
+/// What came back: status, every header as sent (the Graph usage headers matter), body.
+public struct HTTPResponse: Sendable, Equatable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: Data
+
+    public init(status: Int, headers: [(name: String, value: String)], body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The first header of that name, compared case-insensitively as HTTP requires.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+
+    public static func == (lhs: HTTPResponse, rhs: HTTPResponse) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body
+            && lhs.headers.elementsEqual(rhs.headers, by: { $0 == $1 })
+    }
+}
+
+/// Anything that can carry an `HTTPRequest`: libcurl in production, a double in unit tests.
+/// Implementations allow many `send` calls in flight at once.
+public protocol HTTPTransport: Sendable {
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse
+}

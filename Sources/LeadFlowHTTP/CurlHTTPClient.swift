@@ -1,0 +1,323 @@
+import CCurl
+import Foundation
+import LeadFlowCore
+import Logging
+
+/// `curl_global_init` must run once per process, before any other curl call, and is not
+/// thread-safe: a Swift global is initialised exactly once, under a lock.
+private let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
+
+/// HTTP over libcurl's multi interface: many transfers in flight at once on one
+/// dedicated thread, with connections kept alive and reused between requests.
+///
+/// The blocking curl calls (`curl_multi_poll`, `curl_multi_perform`) run on that thread,
+/// never on Swift's cooperative pool; `send` only queues a transfer and suspends.
+/// Verbose mode is never switched on: it would print tokens.
+public final class CurlHTTPClient: HTTPTransport {
+    public struct Configuration: Sendable {
+        /// Transfers running at once; further requests wait their turn in order.
+        public var maxConcurrentTransfers: Int
+        /// Idle connections kept for reuse.
+        public var maxCachedConnections: Int
+        /// A body larger than this fails the transfer (a Graph page is a few MB at most).
+        public var maxResponseBytes: Int
+        public var userAgent: String
+
+        public init(maxConcurrentTransfers: Int = 8, maxCachedConnections: Int = 16,
+                    maxResponseBytes: Int = 64 << 20, userAgent: String = "LeadFlow/1") {
+            self.maxConcurrentTransfers = maxConcurrentTransfers
+            self.maxCachedConnections = maxCachedConnections
+            self.maxResponseBytes = maxResponseBytes
+            self.userAgent = userAgent
+        }
+    }
+
+    private let loop: MultiLoop
+
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "leadflow.http")) throws {
+        try check(curlGlobalInitResult, "curl_global_init")
+        loop = try MultiLoop(configuration: configuration, logger: logger)
+    }
+
+    deinit {
+        loop.stop()
+    }
+
+    /// - SeeAlso: https://curl.se/libcurl/c/curl_multi_add_handle.html
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try Task.checkCancellation()
+        let transfer = Transfer(request: request)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                transfer.continuation = continuation
+                loop.enqueue(transfer)
+            }
+        } onCancel: {
+            loop.cancel(transfer)
+        }
+    }
+}
+
+/// One request on its way: its easy handle, the response as it arrives, and the
+/// continuation to resume exactly once.
+final class Transfer: @unchecked Sendable {
+    // Set before the transfer is queued, then read and written only on the loop thread.
+    let request: HTTPRequest
+    var continuation: CheckedContinuation<HTTPResponse, any Error>?
+    var easy: UnsafeMutableRawPointer?
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    var status = 0
+    var headers: [(name: String, value: String)] = []
+    var body = Data()
+    var maxResponseBytes = 0
+    var overflowed = false
+    /// curl writes its human-readable error here; it must outlive the easy handle's use.
+    var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    var requestBody: Data?
+    // Guarded by MultiLoop.lock: set from any thread by cancellation.
+    var cancelRequested = false
+
+    init(request: HTTPRequest) {
+        self.request = request
+        self.requestBody = request.body
+    }
+
+    func finish(_ result: Result<HTTPResponse, any Error>) {
+        continuation?.resume(with: result)
+        continuation = nil
+    }
+}
+
+/// The thread that drives `curl_multi_*`, and the queue that feeds it.
+final class MultiLoop: @unchecked Sendable {
+    private let multi: UnsafeMutableRawPointer
+    private let configuration: CurlHTTPClient.Configuration
+    private let logger: Logger
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var waiting: [Transfer] = []
+    private var stopping = false
+    private var cancellations = false
+    // Only touched on the loop thread.
+    private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(configuration: CurlHTTPClient.Configuration, logger: Logger) throws {
+        guard let multi = curl_multi_init() else {
+            throw CurlError(kind: .initialisation, function: "curl_multi_init", message: "returned NULL", url: nil)
+        }
+        self.multi = multi
+        self.configuration = configuration
+        self.logger = logger
+        try check(ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxCachedConnections),
+                  "curl_multi_setopt(CURLMOPT_MAXCONNECTS)")
+        let thread = Thread { [self] in run() }
+        thread.name = "leadflow.curl"
+        thread.start()
+    }
+
+    func enqueue(_ transfer: Transfer) {
+        lock.withLock { waiting.append(transfer) }
+        curl_multi_wakeup(multi)
+    }
+
+    func cancel(_ transfer: Transfer) {
+        lock.withLock {
+            transfer.cancelRequested = true
+            cancellations = true
+        }
+        curl_multi_wakeup(multi)
+    }
+
+    /// Fails what is still queued or running, then waits for the thread to free the handles.
+    func stop() {
+        lock.withLock { stopping = true }
+        curl_multi_wakeup(multi)
+        finished.wait()
+    }
+
+    private func run() {
+        while true {
+            let (newTransfers, stop, cancelled) = lock.withLock { () -> ([Transfer], Bool, [Transfer]) in
+                var cancelled: [Transfer] = []
+                if cancellations {
+                    cancellations = false
+                    cancelled = active.values.filter(\.cancelRequested) + waiting.filter(\.cancelRequested)
+                    waiting.removeAll(where: \.cancelRequested)
+                }
+                let room = max(0, configuration.maxConcurrentTransfers - active.count)
+                let taken = Array(waiting.prefix(room))
+                waiting.removeFirst(taken.count)
+                return (taken, stopping, cancelled)
+            }
+            for transfer in cancelled {
+                remove(transfer)
+                transfer.finish(.failure(CancellationError()))
+            }
+            if stop {
+                shutDown(with: newTransfers)
+                return
+            }
+            for transfer in newTransfers { start(transfer) }
+
+            var running: Int32 = 0
+            let performed = curl_multi_perform(multi, &running)
+            if performed != CURLM_OK {
+                logger.error("curl_multi_perform failed", metadata: ["curl.code": "\(performed.rawValue)"])
+            }
+            collectFinished()
+            // Sleeps until a socket is ready, curl's own timeout, or curl_multi_wakeup.
+            _ = curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+
+    private func start(_ transfer: Transfer) {
+        do {
+            try configure(transfer)
+            try check(curl_multi_add_handle(multi, transfer.easy), "curl_multi_add_handle")
+            active[transfer.easy!] = transfer
+        } catch {
+            release(transfer)
+            transfer.finish(.failure(error))
+        }
+    }
+
+    /// - SeeAlso: https://curl.se/libcurl/c/curl_easy_setopt.html
+    private func configure(_ transfer: Transfer) throws {
+        guard let easy = curl_easy_init() else {
+            throw CurlError(kind: .initialisation, function: "curl_easy_init", message: "returned NULL", url: nil)
+        }
+        transfer.easy = easy
+        transfer.maxResponseBytes = configuration.maxResponseBytes
+        let request = transfer.request
+        let url = request.fullURL
+        func set(_ option: CURLoption, _ value: Int, _ name: String) throws {
+            try check(ccurl_easy_setopt_long(easy, option, value), "curl_easy_setopt(\(name))", url: url)
+        }
+        func set(_ option: CURLoption, _ value: String, _ name: String) throws {
+            // curl copies string options (since 7.17), so the Swift string may go after the call.
+            try check(ccurl_easy_setopt_string(easy, option, value), "curl_easy_setopt(\(name))", url: url)
+        }
+        try set(CURLOPT_URL, url, "CURLOPT_URL")
+        // Only plain HTTP(S), and no redirects: LeadFlow never talks to a host it was not given.
+        try set(CURLOPT_PROTOCOLS_STR, "http,https", "CURLOPT_PROTOCOLS_STR")
+        try set(CURLOPT_FOLLOWLOCATION, 0, "CURLOPT_FOLLOWLOCATION")
+        try set(CURLOPT_NOSIGNAL, 1, "CURLOPT_NOSIGNAL")
+        try set(CURLOPT_VERBOSE, 0, "CURLOPT_VERBOSE")
+        try set(CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(request.connectTimeout), "CURLOPT_CONNECTTIMEOUT_MS")
+        try set(CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout), "CURLOPT_TIMEOUT_MS")
+        // An empty string means every encoding this libcurl can decode (gzip, deflate, …).
+        try set(CURLOPT_ACCEPT_ENCODING, "", "CURLOPT_ACCEPT_ENCODING")
+        try set(CURLOPT_USERAGENT, configuration.userAgent, "CURLOPT_USERAGENT")
+        try transfer.errorBuffer.withUnsafeMutableBufferPointer { buffer in
+            // The buffer lives in the Transfer, which outlives the easy handle.
+            try check(ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, buffer.baseAddress), "curl_easy_setopt(CURLOPT_ERRORBUFFER)")
+        }
+
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        // The Transfer stays in `active` until the handle is removed, so `context` stays valid.
+        try check(ccurl_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, writeCallback), "curl_easy_setopt(CURLOPT_WRITEFUNCTION)")
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context), "curl_easy_setopt(CURLOPT_WRITEDATA)")
+        try check(ccurl_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, headerCallback), "curl_easy_setopt(CURLOPT_HEADERFUNCTION)")
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context), "curl_easy_setopt(CURLOPT_HEADERDATA)")
+
+        for header in request.headers {
+            transfer.headerList = curl_slist_append(transfer.headerList, "\(header.name): \(header.value)")
+        }
+        if let list = transfer.headerList {
+            try check(ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list), "curl_easy_setopt(CURLOPT_HTTPHEADER)")
+        }
+        if request.method == .post {
+            let body = transfer.requestBody ?? Data()
+            try set(CURLOPT_POSTFIELDSIZE, body.count, "CURLOPT_POSTFIELDSIZE")
+            // COPYPOSTFIELDS copies the bytes, so no Swift buffer has to outlive the call.
+            try body.withUnsafeBytes { raw in
+                try check(ccurl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)),
+                          "curl_easy_setopt(CURLOPT_COPYPOSTFIELDS)")
+            }
+        }
+    }
+
+    /// - SeeAlso: https://curl.se/libcurl/c/curl_multi_info_read.html
+    private func collectFinished() {
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                  let transfer = active[easy] else { continue }
+            let code = message.pointee.data.result
+            remove(transfer)
+            if code == CURLE_OK {
+                transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: transfer.body)))
+            } else {
+                let detail = transfer.errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                let kind: CurlError.Kind? = transfer.overflowed ? .responseTooLarge : nil
+                transfer.finish(.failure(CurlError(kind: kind, function: "curl_multi_perform", code: code,
+                                                   detail: detail, url: transfer.request.fullURL)))
+            }
+        }
+    }
+
+    private func remove(_ transfer: Transfer) {
+        if let easy = transfer.easy, active.removeValue(forKey: easy) != nil {
+            curl_multi_remove_handle(multi, easy)
+        }
+        release(transfer)
+    }
+
+    private func release(_ transfer: Transfer) {
+        if let easy = transfer.easy { curl_easy_cleanup(easy) }
+        transfer.easy = nil
+        if let list = transfer.headerList { curl_slist_free_all(list) }
+        transfer.headerList = nil
+    }
+
+    private func shutDown(with unstarted: [Transfer]) {
+        let queued = lock.withLock { () -> [Transfer] in
+            defer { waiting.removeAll() }
+            return waiting
+        }
+        for transfer in Array(active.values) + unstarted + queued {
+            remove(transfer)
+            transfer.finish(.failure(CancellationError()))
+        }
+        curl_multi_cleanup(multi)
+        finished.signal()
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+    }
+}
+
+/// CURLOPT_WRITEFUNCTION: append the bytes, or stop the transfer past the size bound.
+private let writeCallback: ccurl_data_callback = { data, size, count, context in
+    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    guard transfer.body.count + length <= transfer.maxResponseBytes else {
+        transfer.overflowed = true
+        return 0
+    }
+    if let data { transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: length) }
+    return length
+}
+
+/// CURLOPT_HEADERFUNCTION: one header line per call, status line first.
+private let headerCallback: ccurl_data_callback = { data, size, count, context in
+    let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+    let length = size * count
+    guard let data else { return length }
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+    if line.hasPrefix("HTTP/") {
+        // A new status line (after a 100 Continue, say) starts a new header block.
+        transfer.headers.removeAll()
+        let parts = line.split(separator: " ", maxSplits: 2)
+        transfer.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        transfer.headers.append((name, value))
+    }
+    return length
+}

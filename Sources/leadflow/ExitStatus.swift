@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import LeadFlowCore
+
+/// The exit codes schedulers act on (README, "Exit codes").
+enum ExitStatus {
+    static let success = ExitCode(0)
+    /// Finished, but a connection is void or leads were rejected.
+    static let finishedWithGaps = ExitCode(2)
+    /// Bad input or configuration (EX_USAGE).
+    static let badInput = ExitCode(64)
+    static let failure = ExitCode(1)
+
+    /// Prints the error's safe description to stderr and returns the exit code it means.
+    static func report(_ error: any Error) -> ExitCode {
+        let message = (error as? any LeadFlowError)?.description ?? "\(error)"
+        FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
+        return error is ConfigurationError ? badInput : failure
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import LeadFlowCore
+import Logging
+
+/// The `leadflow` command: Facebook Lead Ads into Integrate, as a batch pipeline.
+@main
+struct LeadFlow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leadflow",
+        abstract: "Move Facebook Lead Ads leads into Integrate's Postgres, and account for every gap.",
+        discussion: """
+            Environment:
+              DATABASE_URL   libpq conninfo or URI of the Postgres to use (required for now).
+              LEADFLOW_NOW   an ISO 8601 instant that replaces the clock (tests, demos).
+
+            Exit codes:
+              0   success
+              2   finished, but a connection is void or leads were rejected
+              64  bad input or configuration
+              1   any other failure
+            """,
+        subcommands: [Migrate.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .notice
+
+    func bootstrapLogging() {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

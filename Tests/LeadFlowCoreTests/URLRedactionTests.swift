@@ -1,0 +1,28 @@
+import LeadFlowCore
+import Testing
+
+@Suite struct URLRedactionTests {
+    @Test func graphNextURLLosesItsToken() {
+        let next = "https://graph.facebook.com/v25.0/123/leads?access_token=EAABsbCS1iHgBAKZCZAsecret&limit=25&after=QVFIUk"
+        #expect(URLRedaction.redact(next) == "https://graph.facebook.com/v25.0/123/leads?access_token=REDACTED&limit=25&after=QVFIUk")
+    }
+
+    @Test(arguments: ["access_token", "appsecret_proof", "client_secret", "fb_exchange_token", "input_token", "ACCESS_TOKEN"])
+    func everySecretParameterIsMasked(name: String) {
+        let text = "GET http://127.0.0.1:9/x?a=1&\(name)=s3cr3t-value&b=2 failed"
+        let redacted = URLRedaction.redact(text)
+        #expect(!redacted.contains("s3cr3t-value"))
+        #expect(redacted.contains("\(name)=REDACTED&b=2"))
+    }
+
+    @Test func ordinaryParametersAndTextAreKept() {
+        let text = "http://h/x?after=abc&limit=100&my_access_token_count=3"
+        #expect(URLRedaction.redact(text) == text)
+    }
+
+    @Test func severalSecretsInOneMessage() {
+        let text = #"{"next":"http://h/a?access_token=T1&x=1"} and http://h/b?input_token=T2"#
+        let redacted = URLRedaction.redact(text)
+        #expect(!redacted.contains("T1") && !redacted.contains("T2"))
+    }
+}

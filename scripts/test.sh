@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, with the real parts: installs what is missing (apt), starts a
+# throwaway PostgreSQL as an unprivileged user, runs `swift test`, and removes the
+# cluster whatever happens. Safe to run again. Usage: bash scripts/test.sh [swift test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_packages
+command -v swift >/dev/null || { say "Swift 6 is required (https://www.swift.org/install/linux/)"; exit 1; }
+
+trap stop_postgres EXIT
+# fsync off: the cluster is thrown away, and the tests assert LeadFlow's own durability.
+start_postgres -c fsync=off -c full_page_writes=off -c max_connections=200
+
+# Build first so the CLI tests find .build/debug/leadflow.
+swift build --build-tests
+swift test --skip-build --disable-xctest "$@"
