@@ -40,3 +40,13 @@ public struct ArchiveError: LeadFlowError, Equatable {
         ArchiveError(.io, function: function, path: path, message: String(cString: strerror(code)))
     }
 }
+
+/// libarchive converts member names through the C locale's character set, and in the
+/// default "C" locale a non-ASCII name cannot be converted (Graph form names and custom
+/// questions often are). Switch LC_CTYPE to UTF-8 once, before the first archive is opened.
+let utf8Locale: Void = {
+    let current = setlocale(LC_CTYPE, nil).map { String(cString: $0) } ?? "C"
+    if !current.uppercased().contains("UTF-8") && !current.uppercased().contains("UTF8") {
+        _ = setlocale(LC_CTYPE, "C.UTF-8")
+    }
+}()

@@ -24,6 +24,7 @@ public final class ArchiveReader {
     /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveRead3
     public init(url: URL) throws {
         self.url = url
+        utf8Locale
         guard let archive = archive_read_new() else {
             throw ArchiveError(.io, function: "archive_read_new", path: url.path, message: "out of memory")
         }

@@ -35,6 +35,7 @@ public final class ArchiveWriter {
     /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveWrite3
     public init(publishingTo finalURL: URL, compression: ArchiveCompression = .zstd) throws {
         self.finalURL = finalURL
+        utf8Locale
         let folder = finalURL.deletingLastPathComponent()
         temporaryURL = folder.appendingPathComponent(".\(finalURL.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

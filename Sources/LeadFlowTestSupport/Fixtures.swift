@@ -4,7 +4,7 @@ import Foundation
 /// `fixtures/` and run `.build/debug/leadflow` wherever the checkout is.
 public enum Repository {
     public static let root: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     public static func fixture(_ relativePath: String) -> URL {
         root.appendingPathComponent("fixtures").appendingPathComponent(relativePath)

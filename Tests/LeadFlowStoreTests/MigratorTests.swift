@@ -1,0 +1,51 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowStore
+import LeadFlowTestSupport
+import Testing
+
+@Suite struct MigratorTests {
+    @Test func migratingTwiceAppliesOnceThenNothing() throws {
+        let db = try PostgresConnection(conninfo: try TestDatabase.create("migrate"))
+        let first = try Migrator().migrate(db)
+        #expect(first.applied == Migrations.all.map(\.version))
+        #expect(first.version == Migrations.latestVersion)
+        let second = try Migrator().migrate(db)
+        #expect(second.applied.isEmpty)
+        #expect(second.version == Migrations.latestVersion)
+        #expect(try db.query("SELECT count(*) FROM schema_migrations")[0].int(0) == Migrations.all.count)
+        let tables = try db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
+            .all.map { try $0.string(0) ?? "" }
+        #expect(tables == ["archives", "auth_events", "connections", "erasures", "form_snapshots", "forms", "lead_rejections",
+                           "leads", "reminders", "runs", "schema_migrations", "void_periods", "watermarks"])
+    }
+
+    @Test func aSchemaNewerThanTheBinaryIsRefused() throws {
+        let db = try PostgresConnection(conninfo: try TestDatabase.create("newer"))
+        try Migrator().migrate(db)
+        try db.query("INSERT INTO schema_migrations VALUES ($1, $2, now())", [Migrations.latestVersion + 1, "from the future"])
+        let error = #expect(throws: MigrationError.self) { try Migrator().migrate(db) }
+        #expect(error?.databaseVersion == Migrations.latestVersion + 1)
+        #expect(error?.binaryVersion == Migrations.latestVersion)
+    }
+
+    @Test func aFailingMigrationLeavesNoTrace() throws {
+        let db = try PostgresConnection(conninfo: try TestDatabase.create("broken"))
+        let broken = [Migration(version: 1, name: "half", sql: "CREATE TABLE half (id int); SELECT 1/0;")]
+        #expect(throws: PostgresError.self) { try Migrator(migrations: broken).migrate(db) }
+        #expect(try Migrator().currentVersion(db) == 0)
+        #expect(try db.query("SELECT to_regclass('half') IS NULL")[0].bool(0) == true)
+    }
+
+    @Test func concurrentMigratorsApplyEachMigrationOnce() async throws {
+        let url = try TestDatabase.create("race")
+        let outcomes = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for _ in 0..<4 {
+                group.addTask { try Migrator().migrate(PostgresConnection(conninfo: url)).applied }
+            }
+            return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+        }
+        #expect(outcomes.flatMap { $0 }.sorted() == Migrations.all.map(\.version))
+    }
+}
