@@ -245,8 +245,13 @@ final class MultiLoop: @unchecked Sendable {
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
                   let transfer = active[easy] else { continue }
             let code = message.pointee.data.result
-            remove(transfer)
+            defer { remove(transfer) }
             if code == CURLE_OK {
+                // The status as curl parsed it; the header callback's guess is only a fallback.
+                var status = 0
+                if ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK, status > 0 {
+                    transfer.status = status
+                }
                 transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: transfer.body)))
             } else {
                 let detail = transfer.errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -76,6 +76,7 @@ public final class PostgresConnection {
 
     /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown.
     /// A COMMIT that fails (the connection dropped, say) is an error, never a silent success.
+    @discardableResult
     public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try execute(raw: RawSQL(label: "begin", "BEGIN"))
         let value: T

@@ -10,6 +10,33 @@ import Glibc
 /// response or cut its body short, which is how tests provoke timeouts and truncated
 /// bodies that a higher-level server library would not let us produce.
 public final class LoopbackHTTPServer: @unchecked Sendable {
+    public typealias Request = ServerCore.Request
+    public typealias Response = ServerCore.Response
+    public typealias Handler = ServerCore.Handler
+
+    private let core: ServerCore
+
+    public init(handler: @escaping Handler) throws {
+        core = try ServerCore(handler: handler)
+    }
+
+    /// Stops the server when the last reference goes: its threads hold only the core.
+    deinit { core.stop() }
+
+    public var port: Int { core.port }
+    public var baseURL: String { core.baseURL }
+    /// Connections accepted so far (keep-alive reuse shows as fewer connections than requests).
+    public var connectionsAccepted: Int { core.connectionsAccepted }
+    /// Requests answered so far.
+    public var requestsServed: Int { core.requestsServed }
+    /// The most requests being handled at the same moment.
+    public var peakConcurrentRequests: Int { core.peakConcurrentRequests }
+    /// Closes the listener and every open connection.
+    public func stop() { core.stop() }
+}
+
+/// The server itself; its threads keep it alive until `stop()`.
+public final class ServerCore: @unchecked Sendable {
     public struct Request: Sendable {
         public let method: String
         /// The path without the query: `/v25.0/me`.
@@ -72,8 +99,6 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         thread.start()
     }
 
-    deinit { stop() }
-
     /// Connections accepted so far (keep-alive reuse shows as fewer connections than requests).
     public var connectionsAccepted: Int { lock.withLock { accepted } }
     /// Requests answered so far.
@@ -83,14 +108,14 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
 
     /// Closes the listener and every open connection.
     public func stop() {
-        let open: Set<Int32> = lock.withLock {
-            guard !stopped else { return [] }
+        // Shut sockets down under the lock, and let their own threads close them: a socket
+        // closed here could be reused by another test's connection before a late shutdown.
+        lock.withLock {
+            guard !stopped else { return }
             stopped = true
-            return clients
+            shutdown(listener, Int32(SHUT_RDWR))
+            for client in clients { shutdown(client, Int32(SHUT_RDWR)) }
         }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for client in open { shutdown(client, Int32(SHUT_RDWR)) }
     }
 
     /// Binds a listening socket to 127.0.0.1 on a port the kernel picks.
@@ -123,6 +148,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             let client = accept(listener, nil, nil)
             if client < 0 {
                 if errno == EINTR { continue }
+                close(listener)
                 return
             }
             let keep = lock.withLock { () -> Bool in
@@ -131,7 +157,11 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
                 accepted += 1
                 return true
             }
-            guard keep else { close(client); return }
+            guard keep else {
+                close(client)
+                close(listener)
+                return
+            }
             let thread = Thread { [self] in serve(client) }
             thread.name = "loopback-http.connection"
             thread.start()
@@ -140,8 +170,10 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
 
     private func serve(_ client: Int32) {
         defer {
-            lock.withLock { _ = clients.remove(client) }
-            close(client)
+            lock.withLock {
+                clients.remove(client)
+                close(client)
+            }
         }
         var buffer = [UInt8]()
         while let request = readRequest(client, &buffer) {
