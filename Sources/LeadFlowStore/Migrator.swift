@@ -58,6 +58,10 @@ public struct Migrator {
 
     @discardableResult
     public func migrate(_ connection: PostgresConnection, now: Date = Date()) throws -> Outcome {
+        // Lock first: even CREATE TABLE IF NOT EXISTS races with itself in Postgres
+        // (two sessions both see no table, one fails on pg_type's unique key).
+        try connection.query("SELECT pg_advisory_lock($1)", [Self.lockKey], label: "migration lock")
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey], label: "migration unlock") }
         try connection.execute(raw: RawSQL(label: "schema_migrations", """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer PRIMARY KEY CHECK (version > 0),
@@ -65,9 +69,6 @@ public struct Migrator {
                 applied_at timestamptz NOT NULL
             )
             """))
-        try connection.query("SELECT pg_advisory_lock($1)", [Self.lockKey], label: "migration lock")
-        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [Self.lockKey], label: "migration unlock") }
-
         let current = try currentVersion(connection)
         let known = migrations.last?.version ?? 0
         if current > known {
