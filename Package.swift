@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, as Debian ships them; headers found through pkg-config.
@@ -41,9 +42,15 @@ let package = Package(
                 dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
-        // Test support: a loopback HTTP server, fixtures, the test database.
+        // The stages, written against the core's protocols.
+        .target(name: "LeadFlowExtract",
+                dependencies: ["LeadFlowCore", .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // Test support: a loopback HTTP server, the Graph fake, fixtures, the test database.
         .target(name: "LeadFlowTestSupport",
-                dependencies: ["LeadFlowCore", "LeadFlowPostgres"],
+                dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // The CLI: parses, wires, prints.
@@ -61,6 +68,10 @@ let package = Package(
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .testTarget(name: "LeadFlowExtractTests",
+                    dependencies: ["LeadFlowExtract", "LeadFlowHTTP", "LeadFlowTestSupport",
+                                   .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
         .testTarget(name: "LeadFlowHTTPTests",
                     dependencies: ["LeadFlowHTTP", "LeadFlowTestSupport", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),

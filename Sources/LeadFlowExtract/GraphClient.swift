@@ -1,0 +1,259 @@
+import Crypto
+import Foundation
+import LeadFlowCore
+import Logging
+
+/// How the Graph client talks to Facebook (from the pipeline file).
+public struct GraphClientConfiguration: Sendable {
+    /// Scheme and host, e.g. `https://graph.facebook.com`; the only host ever contacted.
+    public var baseURL: String
+    public var apiVersion: String
+    /// `limit` of each list request; halved when Graph asks to reduce the data.
+    public var pageSize: Int
+    /// When set, every request carries `appsecret_proof` (HMAC-SHA256 of the token).
+    public var appSecret: String?
+    public var retry: RetryPolicy
+    public var requestTimeout: Duration
+    /// Above this usage percentage, requests slow down before Graph starts refusing them.
+    public var slowDownAbovePercent: Int
+
+    public init(baseURL: String = "https://graph.facebook.com", apiVersion: String = "v25.0", pageSize: Int = 100,
+                appSecret: String? = nil, retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(60),
+                slowDownAbovePercent: Int = 80) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiVersion = apiVersion
+        self.pageSize = pageSize
+        self.appSecret = appSecret
+        self.retry = retry
+        self.requestTimeout = requestTimeout
+        self.slowDownAbovePercent = slowDownAbovePercent
+    }
+}
+
+/// One page of a form's leads as it arrived: parsed, and the raw body (secrets redacted)
+/// for the archive.
+public struct LeadPage: Sendable {
+    public let formID: String
+    /// 1-based, in the order the pages were read.
+    public let number: Int
+    public let leads: [GraphLead]
+    public let rawBody: Data
+}
+
+/// What reading one form's window took.
+public struct LeadStreamSummary: Sendable, Equatable {
+    public var pages = 0
+    public var leads = 0
+    public var requests = 0
+    /// The `limit` in force at the end (lower than configured if Graph asked to reduce).
+    public var finalLimit = 0
+}
+
+/// The Graph API, read the way `GRAPH_API.md` says it behaves: cursor paging rebuilt
+/// from `cursors.after` against the configured host (never a `next` URL), every failure
+/// classified (retry, rate limit, void, fatal), usage headers obeyed.
+public final class GraphClient: Sendable {
+    let transport: any HTTPTransport
+    let configuration: GraphClientConfiguration
+    let logger: Logger
+    let sleeper: any Sleeper
+    let governor = UsageGovernor()
+
+    public init(transport: any HTTPTransport, configuration: GraphClientConfiguration,
+                logger: Logger = Logger(label: "leadflow.graph"), sleeper: any Sleeper = TaskSleeper()) {
+        self.transport = transport
+        self.configuration = configuration
+        self.logger = logger
+        self.sleeper = sleeper
+    }
+
+    /// Every lead form of a Page, every status (ARCHIVED forms still receive leads).
+    public func forms(pageID: String, token: AccessToken) async throws -> [GraphForm] {
+        var forms: [GraphForm] = []
+        _ = try await paginate(path: "\(pageID)/leadgen_forms", query: [("fields", GraphFields.forms)], token: token,
+                               context: "forms of page \(pageID)") { (page: GraphList<GraphForm>, _: Data) in
+            forms.append(contentsOf: page.data)
+        }
+        return forms
+    }
+
+    /// Reads a form's leads created in `window`, handing each page on as it arrives, so
+    /// memory does not grow with the number of leads. Pages handed on before a failure
+    /// stay handed on: the caller keeps them.
+    public func leads(formID: String, window: LeadWindow, token: AccessToken,
+                      onPage: (LeadPage) async throws -> Void) async throws -> LeadStreamSummary {
+        var number = 0
+        var count = 0
+        var summary = try await paginate(path: "\(formID)/leads",
+                                         query: [("fields", GraphFields.leads), ("filtering", window.filtering)],
+                                         token: token, context: "leads of form \(formID)") { (page: GraphList<GraphLead>, raw: Data) in
+            number += 1
+            count += page.data.count
+            try await onPage(LeadPage(formID: formID, number: number, leads: page.data, rawBody: raw))
+        }
+        summary.leads = count
+        return summary
+    }
+
+    /// Any single object (`debug_token`, `me/permissions`, a Page's `has_lead_access`, …).
+    public func object<T: Decodable>(_ type: T.Type, path: String, query: [(name: String, value: String)] = [],
+                                     token: AccessToken?, context: String) async throws -> T {
+        var limit = 0
+        let (value, _, _) = try await fetch(T.self, path: path, query: query, token: token, context: context, limit: &limit)
+        return value
+    }
+
+    // MARK: - Paging
+
+    private func paginate<Item: Decodable & Sendable>(
+        path: String, query: [(name: String, value: String)], token: AccessToken, context: String,
+        onPage: (GraphList<Item>, Data) async throws -> Void
+    ) async throws -> LeadStreamSummary {
+        var summary = LeadStreamSummary()
+        var limit = configuration.pageSize
+        var after: String?
+        var seenCursors: Set<String> = []
+        while true {
+            try Task.checkCancellation()
+            var pageQuery = query
+            if let after { pageQuery.append(("after", after)) }
+            let (page, raw, requests) = try await fetch(GraphList<Item>.self, path: path, query: pageQuery, token: token,
+                                                        context: context, limit: &limit)
+            summary.requests += requests
+            summary.pages += 1
+            try await onPage(page, raw)
+            // The end is the absence of `next`, whatever the page's size.
+            guard page.paging?.hasNext == true else { break }
+            guard let cursor = page.paging?.cursors?.after, !cursor.isEmpty else {
+                throw GraphError(kind: .malformed, message: "paging has next but no cursors.after", context: context)
+            }
+            guard seenCursors.insert(cursor).inserted else {
+                throw GraphError(kind: .cursorLoop, message: "the same after cursor came back twice", context: context)
+            }
+            after = cursor
+        }
+        summary.finalLimit = limit
+        return summary
+    }
+
+    // MARK: - One request, with retries
+
+    /// GETs `path` until it answers, retrying what can be retried. `limit` (0: none) is
+    /// halved in place when Graph asks for less data. Returns the decoded body, the raw
+    /// body with secrets redacted, and how many requests it took.
+    private func fetch<T: Decodable>(_ type: T.Type, path: String, query: [(name: String, value: String)],
+                                     token: AccessToken?, context: String, limit: inout Int) async throws -> (T, Data, Int) {
+        var failures = 0
+        var requests = 0
+        var waitedForRateLimit: Duration = .zero
+        while true {
+            try Task.checkCancellation()
+            if let pause = await governor.pauseBeforeRequest(slowDownAbove: configuration.slowDownAbovePercent) {
+                try await sleeper.sleep(for: pause)
+            }
+            let request = makeRequest(path: path, query: query, token: token, limit: limit)
+            requests += 1
+            let failure: any LeadFlowError
+            let response: HTTPResponse
+            do {
+                response = try await transport.send(request)
+            } catch let error as any LeadFlowError where error.disposition == .retry {
+                // A timeout, a refused or truncated transfer.
+                try await backOff(after: &failures, failure: error, context: context)
+                continue
+            }
+            let usage = GraphUsage.from(response)
+            await governor.record(usage)
+            if (200..<300).contains(response.status) {
+                do {
+                    let value = try JSONDecoder().decode(T.self, from: response.body)
+                    return (value, redactedBody(response.body), requests)
+                } catch {
+                    failure = GraphError(kind: .malformed, httpStatus: response.status,
+                                         message: "the body is not the expected JSON (\(response.body.count) bytes)", context: context)
+                }
+            } else {
+                let error = GraphError.from(status: response.status, body: response.body, context: context)
+                if error.voidCause != nil { throw error }
+                if error.asksToReduceData, limit > 1 {
+                    limit = max(1, limit / 2)
+                    logger.notice("Graph asked for less data; halving the page size",
+                                  metadata: ["graph.context": "\(context)", "graph.limit": "\(limit)"])
+                    continue
+                }
+                if error.isRateLimit {
+                    let wait = usage.regainAccessIn
+                        ?? configuration.retry.delay(afterFailedAttempts: failures + 1, unit: Double.random(in: 0.5..<1))
+                    waitedForRateLimit += wait
+                    guard waitedForRateLimit <= configuration.retry.maxRateLimitWait else { throw error }
+                    logger.notice("Graph rate limit; waiting", metadata: [
+                        "graph.context": "\(context)", "graph.code": "\(error.code)", "graph.wait": "\(wait)"])
+                    try await sleeper.sleep(for: wait)
+                    continue
+                }
+                failure = error
+            }
+            try await backOff(after: &failures, failure: failure, context: context)
+        }
+    }
+
+    /// Counts a failure, throws it when it cannot be retried or attempts ran out, else waits.
+    private func backOff(after failures: inout Int, failure: any LeadFlowError, context: String) async throws {
+        failures += 1
+        guard failure.disposition == .retry else { throw failure }
+        guard failures < configuration.retry.maxAttempts else {
+            throw GraphError(kind: .exhausted, message: "gave up after \(failures) attempts; last: \(failure.description)",
+                             context: context)
+        }
+        let delay = configuration.retry.delay(afterFailedAttempts: failures, unit: Double.random(in: 0..<1))
+        logger.info("retrying Graph request", metadata: [
+            "graph.context": "\(context)", "graph.attempt": "\(failures + 1)", "graph.error": "\(failure.code)"])
+        try await sleeper.sleep(for: delay)
+    }
+
+    /// The request for `path` on the configured host. The token travels in the
+    /// Authorization header, so it is in no URL that an error or a log could quote.
+    func makeRequest(path: String, query: [(name: String, value: String)], token: AccessToken?, limit: Int) -> HTTPRequest {
+        var items = query
+        if limit > 0 { items.append(("limit", String(limit))) }
+        var headers: [(name: String, value: String)] = []
+        if let token {
+            headers.append(("Authorization", "Bearer \(token.secret)"))
+            if let secret = configuration.appSecret {
+                items.append(("appsecret_proof", Self.appSecretProof(token: token, appSecret: secret)))
+            }
+        }
+        return HTTPRequest(url: "\(configuration.baseURL)/\(configuration.apiVersion)/\(path)", query: items, headers: headers,
+                           timeout: configuration.requestTimeout)
+    }
+
+    /// Hex HMAC-SHA256 of the token keyed with the app secret.
+    public static func appSecretProof(token: AccessToken, appSecret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(token.secret.utf8), using: SymmetricKey(data: Data(appSecret.utf8)))
+        return mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Graph's `next` URLs carry the token: the archived page must not.
+    private func redactedBody(_ body: Data) -> Data {
+        guard let text = String(data: body, encoding: .utf8), text.contains("=") else { return body }
+        let redacted = URLRedaction.redact(text)
+        return redacted == text ? body : Data(redacted.utf8)
+    }
+}
+
+/// The last usage Graph reported, shared by every request of this client, so all of
+/// them slow down together as the quota fills.
+actor UsageGovernor {
+    private var usage = GraphUsage.none
+
+    func record(_ usage: GraphUsage) {
+        self.usage = usage
+    }
+
+    /// A pause that grows from nothing at the threshold to 5 s at 100 %.
+    func pauseBeforeRequest(slowDownAbove threshold: Int) -> Duration? {
+        guard usage.percent > threshold else { return nil }
+        let over = Double(min(usage.percent, 100) - threshold) / Double(max(100 - threshold, 1))
+        return .milliseconds(Int(over * 5000))
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import LeadFlowCore
+
+/// What the Graph fake plays: Pages, forms, leads, tokens, events on a timeline, and
+/// faults. Loaded from `fixtures/scenarios/*.json` or built in a test.
+public struct GraphScenario: Codable, Sendable {
+    public var apiVersion: String = "v25.0"
+    public var appID: String = "1234567890"
+    public var appSecret: String = "fake-app-secret"
+    public var pages: [Page] = []
+    public var tokens: [Token] = []
+    /// A `limit` above this gets Graph's 500 "Please reduce the amount of data".
+    public var maxLimit: Int?
+    /// Every Nth page of a list comes back half full (privacy filtering), mid-stream.
+    public var shortPageEvery: Int?
+    /// Latency added to every request.
+    public var latencyMilliseconds: Int?
+    /// The host written into `next` URLs (default: the fake's own). Clients must not follow it.
+    public var nextURLHost: String?
+    public var faults: [Fault] = []
+
+    public init(pages: [Page] = [], tokens: [Token] = [], faults: [Fault] = []) {
+        self.pages = pages
+        self.tokens = tokens
+        self.faults = faults
+    }
+
+    public struct Page: Codable, Sendable {
+        public var id: String
+        public var name: String
+        public var forms: [Form]
+
+        public init(id: String, name: String, forms: [Form]) {
+            self.id = id
+            self.name = name
+            self.forms = forms
+        }
+    }
+
+    public struct Form: Codable, Sendable {
+        public var id: String
+        public var name: String
+        public var status: String = "ACTIVE"
+        public var locale: String? = "en_US"
+        public var createdTime: String? = "2026-01-01T00:00:00+0000"
+        /// Leads Facebook no longer returns (the form's `expired_leads_count`).
+        public var expiredLeadsCount: Int = 0
+        public var leads: [GraphLead]?
+        public var generate: LeadGenerator?
+
+        public init(id: String, name: String, status: String = "ACTIVE", leads: [GraphLead]? = nil,
+                    generate: LeadGenerator? = nil) {
+            self.id = id
+            self.name = name
+            self.status = status
+            self.leads = leads
+            self.generate = generate
+        }
+    }
+
+    /// Leads made up deterministically, so a scenario of 100,000 leads is a few lines.
+    public struct LeadGenerator: Codable, Sendable {
+        public var count: Int
+        /// The first lead's `created_time`.
+        public var start: String
+        public var spacingSeconds: Int = 60
+        /// Every Nth lead is organic (no ad fields); 0: none.
+        public var organicEvery: Int = 5
+        /// Add custom questions whose key is the question's text, in French and Japanese.
+        public var customQuestions: Bool = false
+        /// The first lead id; later ids count up from it.
+        public var firstID: Int64?
+
+        public init(count: Int, start: String, spacingSeconds: Int = 60, organicEvery: Int = 5,
+                    customQuestions: Bool = false, firstID: Int64? = nil) {
+            self.count = count
+            self.start = start
+            self.spacingSeconds = spacingSeconds
+            self.organicEvery = organicEvery
+            self.customQuestions = customQuestions
+            self.firstID = firstID
+        }
+    }
+
+    public struct Token: Codable, Sendable {
+        public var token: String
+        public var type: String = "PAGE"
+        public var userID: String = "42"
+        public var issuedAt: String = "2026-01-01T00:00:00Z"
+        /// nil: never (Graph's 0).
+        public var expiresAt: String?
+        public var dataAccessExpiresAt: String?
+        public var scopes: [String] = ["leads_retrieval", "pages_show_list", "pages_read_engagement",
+                                       "pages_manage_ads", "ads_management"]
+        /// The Pages this token reaches.
+        public var pages: [String]
+        /// Instants at which the token changes.
+        public var events: [TokenEvent] = []
+
+        public init(token: String, pages: [String], expiresAt: String? = nil, events: [TokenEvent] = []) {
+            self.token = token
+            self.pages = pages
+            self.expiresAt = expiresAt
+            self.events = events
+        }
+    }
+
+    public struct TokenEvent: Codable, Sendable {
+        public enum Kind: String, Codable, Sendable {
+            /// Expires (190/463).
+            case expire
+            /// Invalidated by a password change (190/460).
+            case invalidate
+            /// A permission is declined (`permission` names it): 200.
+            case revokePermission = "revoke_permission"
+            /// The user loses the Page role or lead access: 100/33.
+            case loseLeadAccess = "lose_lead_access"
+        }
+        public var at: String
+        public var kind: Kind
+        public var permission: String?
+
+        public init(at: String, kind: Kind, permission: String? = nil) {
+            self.at = at
+            self.kind = kind
+            self.permission = permission
+        }
+    }
+
+    /// A fault: when the Nth request (1-based) whose path contains `path` arrives, and the
+    /// `times - 1` matching ones after it, answer with `kind` instead.
+    public struct Fault: Codable, Sendable {
+        public enum Kind: String, Codable, Sendable {
+            case http500 = "http_500"
+            /// An error envelope from `fixtures/graph/errors/<fixture>.json`, with `status`.
+            case graphError = "graph_error"
+            /// A valid answer cut short: the full Content-Length announced, half the body sent.
+            case truncate
+            /// HTTP 200 with a body that is not JSON.
+            case invalidJSON = "invalid_json"
+            /// The answer, late by `latencyMilliseconds`.
+            case latency
+            /// From this request on, the token used is expired (190/463).
+            case expireToken = "expire_token"
+        }
+        public var path: String
+        public var onRequest: Int
+        public var times: Int = 1
+        public var kind: Kind
+        public var fixture: String?
+        public var status: Int = 400
+        public var latencyMilliseconds: Int?
+        /// Sent as `estimated_time_to_regain_access` (minutes) in X-Business-Use-Case-Usage.
+        public var regainAccessMinutes: Int?
+
+        public init(path: String, onRequest: Int, times: Int = 1, kind: Kind, fixture: String? = nil, status: Int = 400,
+                    latencyMilliseconds: Int? = nil, regainAccessMinutes: Int? = nil) {
+            self.path = path
+            self.onRequest = onRequest
+            self.times = times
+            self.kind = kind
+            self.fixture = fixture
+            self.status = status
+            self.latencyMilliseconds = latencyMilliseconds
+            self.regainAccessMinutes = regainAccessMinutes
+        }
+    }
+
+    public static func load(_ url: URL) throws -> GraphScenario {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(GraphScenario.self, from: Data(contentsOf: url))
+    }
+}
+
+extension GraphScenario.LeadGenerator {
+    /// The leads, oldest first.
+    func leads(formID: String) -> [GraphLead] {
+        let start = UTCTime.parse(self.start) ?? Date(timeIntervalSince1970: 0)
+        let first = firstID ?? (Int64(formID) ?? 1) * 1_000_000
+        let countries = ["US", "France", "de", "Japan", "GB"]
+        return (0..<count).map { index in
+            let id = String(first + Int64(index))
+            let organic = organicEvery > 0 && index % organicEvery == 0
+            var fields: [GraphLead.Field] = [
+                .init(name: "email", values: ["  Lead.\(id)@Example.com "]),
+                .init(name: "full_name", values: ["Lead \(id) Person"]),
+                .init(name: "phone_number", values: ["+1 555 01\(String(format: "%02d", index % 100))"]),
+                .init(name: "country", values: [countries[index % countries.count]]),
+                .init(name: "company_name", values: ["Company \(index % 37)"]),
+            ]
+            if customQuestions {
+                fields.append(.init(name: "Quel est votre budget annuel ?", values: ["10 000 €"]))
+                fields.append(.init(name: "ご興味のある製品は？", values: ["CRM", "分析"]))
+            }
+            let created = UTCTime.graphTimestamp(start.addingTimeInterval(Double(index * spacingSeconds)))
+            return GraphLead(id: id, createdTime: created, fieldData: fields,
+                             adID: organic ? nil : "6\(formID)01", adName: organic ? nil : "Ad \(formID)",
+                             adsetID: organic ? nil : "6\(formID)02", adsetName: organic ? nil : "Ad set",
+                             campaignID: organic ? nil : "6\(formID)03", campaignName: organic ? nil : "Campaign",
+                             formID: formID, isOrganic: organic, platform: index % 3 == 0 ? "ig" : "fb",
+                             customDisclaimerResponses: [.init(checkboxKey: "marketing_opt_in", isChecked: index % 2 == 0 ? "1" : "0")])
+        }
+    }
+}
+
+extension UTCTime {
+    /// Graph's own format: `2026-11-01T12:34:56+0000`.
+    static func graphTimestamp(_ date: Date) -> String {
+        let f = fields(date)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(f.year, 4))-\(pad(f.month, 2))-\(pad(f.day, 2))T\(pad(f.hour, 2)):\(pad(f.minute, 2)):\(pad(f.second, 2))+0000"
+    }
+}

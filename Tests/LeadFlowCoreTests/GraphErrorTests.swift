@@ -1,0 +1,104 @@
+import Foundation
+import LeadFlowCore
+import Testing
+
+/// Every error of GRAPH_API.md's table, from its real envelope in fixtures/graph/errors.
+@Suite struct GraphErrorTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/graph/errors")
+
+    func error(_ name: String, status: Int = 400) throws -> GraphError {
+        GraphError.from(status: status, body: try Data(contentsOf: Self.fixtures.appendingPathComponent("\(name).json")),
+                        context: "leads of form 2001")
+    }
+
+    @Test(arguments: [
+        ("token_expired_463", Disposition.void, VoidCause.tokenExpired),
+        ("password_changed_460", .void, .tokenInvalidated),
+        ("app_removed_458", .void, .tokenInvalidated),
+        ("user_logged_out_467", .void, .tokenInvalidated),
+        ("invalid_token_190", .void, .tokenInvalidated),
+        ("session_invalid_102", .void, .tokenInvalidated),
+        ("permission_10", .void, .permissionRevoked),
+        ("permission_200", .void, .permissionRevoked),
+        ("object_missing_100_33", .void, .leadAccessLost),
+    ] as [(String, Disposition, VoidCause)])
+    func tokenAndPermissionErrorsMakeTheConnectionVoid(name: String, disposition: Disposition, cause: VoidCause) throws {
+        let error = try error(name)
+        #expect(error.disposition == disposition)
+        #expect(error.voidCause == cause)
+    }
+
+    @Test(arguments: ["app_rate_limit_4", "user_rate_limit_17", "page_rate_limit_32", "custom_rate_limit_613", "lead_gen_rate_limit_80005"])
+    func rateLimitsAreRetriedAfterAWait(name: String) throws {
+        let error = try error(name)
+        #expect(error.isRateLimit)
+        #expect(error.disposition == .retry)
+        #expect(error.voidCause == nil)
+    }
+
+    @Test func transientAndReduceDataAreRetried() throws {
+        #expect(try error("unknown_1", status: 500).disposition == .retry)
+        #expect(try error("service_unavailable_2", status: 500).disposition == .retry)
+        let reduce = try error("reduce_data_500", status: 500)
+        #expect(reduce.asksToReduceData)
+        #expect(reduce.disposition == .retry)
+    }
+
+    @Test func blockedAndUnknownErrorsAreFatal() throws {
+        #expect(try error("temporarily_blocked_368").disposition == .fatal)
+        #expect(try error("invalid_cursor_100").disposition == .fatal)
+        #expect(try error("invalid_cursor_100").voidCause == nil, "code 100 without subcode 33 is not lost access")
+    }
+
+    @Test func aBodyThatIsNotAnEnvelopeKeepsTheStatus() {
+        let error = GraphError.from(status: 502, body: Data("<html>Bad Gateway</html>".utf8), context: "forms of page 1")
+        #expect(error.httpStatus == 502)
+        #expect(error.disposition == .retry)
+        #expect(error.code == "graph.http_502")
+    }
+
+    @Test func theDescriptionCarriesNoSecret() {
+        let error = GraphError(kind: .api, httpStatus: 400, apiCode: 190, subcode: 463,
+                               message: "bad token in https://graph.facebook.com/v25.0/me?access_token=EAABsecret123", context: "me")
+        #expect(!error.description.contains("EAABsecret123"))
+        #expect(error.code == "graph.190.463")
+    }
+}
+
+@Suite struct GraphUsageTests {
+    @Test func theHighestPercentageAndTheWaitAreRead() {
+        let response = HTTPResponse(status: 200, headers: [
+            ("x-app-usage", #"{"call_count":12,"total_cputime":40,"total_time":33}"#),
+            ("X-Business-Use-Case-Usage", #"{"1001":[{"type":"lead_retrieval","call_count":97,"total_cputime":5,"total_time":5,"estimated_time_to_regain_access":3}]}"#),
+        ], body: Data())
+        let usage = GraphUsage.from(response)
+        #expect(usage.percent == 97)
+        #expect(usage.regainAccessIn == .seconds(180))
+    }
+
+    @Test func missingOrBrokenHeadersMeanNoUsage() {
+        let response = HTTPResponse(status: 200, headers: [("X-App-Usage", "not json")], body: Data())
+        #expect(GraphUsage.from(response) == .none)
+    }
+}
+
+@Suite struct LeadWindowTests {
+    @Test func filteringIsStrictSoBoundsAreWidenedByASecond() throws {
+        let from = try #require(UTCTime.parse("2026-11-01T00:00:00Z"))
+        let to = try #require(UTCTime.parse("2026-11-02T00:00:00Z"))
+        let window = LeadWindow(from: from, to: to)
+        #expect(window.filtering == #"[{"field":"time_created","operator":"GREATER_THAN","value":1793491199},{"field":"time_created","operator":"LESS_THAN","value":1793577600}]"#)
+        #expect(window.contains(from))
+        #expect(!window.contains(to))
+        #expect(LeadWindow(from: nil, to: to).filtering == #"[{"field":"time_created","operator":"LESS_THAN","value":1793577600}]"#)
+    }
+
+    @Test func backoffGrowsAndIsBounded() {
+        let policy = RetryPolicy(maxAttempts: 6, baseDelay: .milliseconds(500), maxDelay: .seconds(4))
+        #expect(policy.delay(afterFailedAttempts: 1, unit: 1) == .milliseconds(500))
+        #expect(policy.delay(afterFailedAttempts: 3, unit: 1) == .seconds(2))
+        #expect(policy.delay(afterFailedAttempts: 10, unit: 1) == .seconds(4))
+        #expect(policy.delay(afterFailedAttempts: 3, unit: 0.5) == .seconds(1))
+    }
+}
