@@ -62,9 +62,12 @@ let package = Package(
                           ],
                           swiftSettings: strict),
 
+        // The Graph fake as a process (benchmarks, trying LeadFlow by hand).
+        .executableTarget(name: "graph-fake", dependencies: ["LeadFlowTestSupport", "LeadFlowCore"], swiftSettings: strict),
+
         // Benchmarks (release builds, run by scripts/bench-*.sh).
         .executableTarget(name: "LeadFlowBench",
-                          dependencies: ["LeadFlowPostgres"],
+                          dependencies: ["LeadFlowPostgres", "LeadFlowExtract", "LeadFlowHTTP", "LeadFlowCore", "LeadFlowTestSupport"],
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),

@@ -149,6 +149,14 @@ public final class GraphFake: @unchecked Sendable {
 
     /// Called with `lock` held.
     private func route(_ request: LoopbackHTTPServer.Request) -> LoopbackHTTPServer.Response {
+        // The control endpoint, for a fake in another process: POST an ISO 8601 instant.
+        if request.path == "/__fake/now", request.method == "POST" {
+            guard let date = UTCTime.parse(String(decoding: request.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                return .init(status: 400, body: Data("expected an ISO 8601 instant".utf8))
+            }
+            clock = date
+            return .json(#"{"now":"\#(UTCTime.iso8601(date))"}"#)
+        }
         let parts = request.path.split(separator: "/").map(String.init)
         guard parts.first == scenario.apiVersion else {
             return error("invalid_cursor_100", status: 400, message: "Unknown path components: \(request.path)")

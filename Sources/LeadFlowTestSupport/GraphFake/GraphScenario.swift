@@ -167,9 +167,7 @@ public struct GraphScenario: Codable, Sendable {
     }
 
     public static func load(_ url: URL) throws -> GraphScenario {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(GraphScenario.self, from: Data(contentsOf: url))
+        try JSONDecoder().decode(GraphScenario.self, from: Data(contentsOf: url))
     }
 }
 
@@ -213,5 +211,107 @@ extension UTCTime {
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
         return "\(pad(f.year, 4))-\(pad(f.month, 2))-\(pad(f.day, 2))T\(pad(f.hour, 2)):\(pad(f.minute, 2)):\(pad(f.second, 2))+0000"
+    }
+}
+
+// MARK: - Decoding: snake_case keys, and every key with a default may be left out.
+
+extension KeyedDecodingContainer {
+    fileprivate func value<T: Decodable>(_ key: Key, or fallback: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? fallback
+    }
+}
+
+extension GraphScenario {
+    enum CodingKeys: String, CodingKey {
+        case apiVersion = "api_version", appID = "app_id", appSecret = "app_secret", pages, tokens
+        case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
+        case nextURLHost = "next_url_host", faults
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init()
+        apiVersion = try c.value(.apiVersion, or: apiVersion)
+        appID = try c.value(.appID, or: appID)
+        appSecret = try c.value(.appSecret, or: appSecret)
+        pages = try c.value(.pages, or: [])
+        tokens = try c.value(.tokens, or: [])
+        maxLimit = try c.decodeIfPresent(Int.self, forKey: .maxLimit)
+        shortPageEvery = try c.decodeIfPresent(Int.self, forKey: .shortPageEvery)
+        latencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds)
+        nextURLHost = try c.decodeIfPresent(String.self, forKey: .nextURLHost)
+        faults = try c.value(.faults, or: [])
+    }
+}
+
+extension GraphScenario.Form {
+    enum CodingKeys: String, CodingKey {
+        case id, name, status, locale, leads, generate
+        case createdTime = "created_time", expiredLeadsCount = "expired_leads_count"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), name: try c.decode(String.self, forKey: .name))
+        status = try c.value(.status, or: status)
+        locale = try c.value(.locale, or: locale)
+        createdTime = try c.value(.createdTime, or: createdTime)
+        expiredLeadsCount = try c.value(.expiredLeadsCount, or: 0)
+        leads = try c.decodeIfPresent([GraphLead].self, forKey: .leads)
+        generate = try c.decodeIfPresent(GraphScenario.LeadGenerator.self, forKey: .generate)
+    }
+}
+
+extension GraphScenario.LeadGenerator {
+    enum CodingKeys: String, CodingKey {
+        case count, start
+        case spacingSeconds = "spacing_seconds", organicEvery = "organic_every", customQuestions = "custom_questions", firstID = "first_id"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(count: try c.decode(Int.self, forKey: .count), start: try c.decode(String.self, forKey: .start))
+        spacingSeconds = try c.value(.spacingSeconds, or: spacingSeconds)
+        organicEvery = try c.value(.organicEvery, or: organicEvery)
+        customQuestions = try c.value(.customQuestions, or: false)
+        firstID = try c.decodeIfPresent(Int64.self, forKey: .firstID)
+    }
+}
+
+extension GraphScenario.Token {
+    enum CodingKeys: String, CodingKey {
+        case token, type, scopes, pages, events
+        case userID = "user_id", issuedAt = "issued_at", expiresAt = "expires_at", dataAccessExpiresAt = "data_access_expires_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(token: try c.decode(String.self, forKey: .token), pages: try c.decode([String].self, forKey: .pages))
+        type = try c.value(.type, or: type)
+        userID = try c.value(.userID, or: userID)
+        issuedAt = try c.value(.issuedAt, or: issuedAt)
+        expiresAt = try c.decodeIfPresent(String.self, forKey: .expiresAt)
+        dataAccessExpiresAt = try c.decodeIfPresent(String.self, forKey: .dataAccessExpiresAt)
+        scopes = try c.value(.scopes, or: scopes)
+        events = try c.value(.events, or: [])
+    }
+}
+
+extension GraphScenario.Fault {
+    enum CodingKeys: String, CodingKey {
+        case path, times, kind, fixture, status
+        case onRequest = "on_request", latencyMilliseconds = "latency_milliseconds", regainAccessMinutes = "regain_access_minutes"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(path: try c.decode(String.self, forKey: .path), onRequest: try c.decode(Int.self, forKey: .onRequest),
+                  kind: try c.decode(Kind.self, forKey: .kind))
+        times = try c.value(.times, or: 1)
+        fixture = try c.decodeIfPresent(String.self, forKey: .fixture)
+        status = try c.value(.status, or: status)
+        latencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds)
+        regainAccessMinutes = try c.decodeIfPresent(Int.self, forKey: .regainAccessMinutes)
     }
 }

@@ -1,0 +1,47 @@
+// The Graph fake as a process, for benchmarks and for trying LeadFlow by hand:
+//   graph-fake SCENARIO.json [--now ISO8601] [--latency-ms N] [--request-log FILE]
+// Prints "listening on http://127.0.0.1:PORT" on stdout, then serves until killed.
+// Move its clock with: curl -X POST --data 2026-12-01T00:00:00Z http://127.0.0.1:PORT/__fake/now
+import Foundation
+import LeadFlowCore
+import LeadFlowTestSupport
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("graph-fake: \(message)\n".utf8))
+    exit(64)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let scenarioPath = arguments.first, !scenarioPath.hasPrefix("-") else {
+    fail("usage: graph-fake SCENARIO.json [--now ISO8601] [--latency-ms N] [--request-log FILE]")
+}
+arguments.removeFirst()
+var now = Date()
+var latency: Int?
+var requestLog: URL?
+while let option = arguments.first {
+    arguments.removeFirst()
+    guard let value = arguments.first else { fail("\(option) needs a value") }
+    arguments.removeFirst()
+    switch option {
+    case "--now":
+        guard let date = UTCTime.parse(value) else { fail("--now: not an ISO 8601 instant with a zone: \(value)") }
+        now = date
+    case "--latency-ms":
+        guard let milliseconds = Int(value) else { fail("--latency-ms: not a number: \(value)") }
+        latency = milliseconds
+    case "--request-log": requestLog = URL(fileURLWithPath: value)
+    default: fail("unknown option \(option)")
+    }
+}
+
+var scenario: GraphScenario
+do {
+    scenario = try GraphScenario.load(URL(fileURLWithPath: scenarioPath))
+} catch {
+    fail("cannot read \(scenarioPath): \(error)")
+}
+if let latency { scenario.latencyMilliseconds = latency }
+let fake = try GraphFake(scenario: scenario, now: now, requestLog: requestLog)
+FileHandle.standardOutput.write(Data("listening on \(fake.baseURL)\n".utf8))
+while true { Thread.sleep(forTimeInterval: 3600) }
