@@ -8,4 +8,4 @@ ensure_packages
 trap stop_postgres EXIT
 start_postgres
 swift build -c release --product LeadFlowBench
-DATABASE_URL="$LEADFLOW_TEST_DATABASE_URL" .build/release/LeadFlowBench "${1:-500000}" "${2:-3}"
+DATABASE_URL="$LEADFLOW_TEST_DATABASE_URL" .build/release/LeadFlowBench copy "${1:-500000}" "${2:-3}"

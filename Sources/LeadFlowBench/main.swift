@@ -1,111 +1,35 @@
-// COPY throughput of the Postgres adapter against psql's \copy of the same rows, in one run.
-//
-// Usage: DATABASE_URL=… LeadFlowBench [rows] [rounds]   (scripts/bench-copy.sh sets it all up)
-// Prints rows/s for each and their ratio. Both load into the same empty, unlogged-free
-// table on the same server; each round truncates first; the best round of each counts.
+// LeadFlow's benchmarks, run in release mode by scripts/bench-*.sh:
+//   LeadFlowBench copy [rows] [rounds]         (needs DATABASE_URL)
+//   LeadFlowBench extract [leads] [--quick]
 import Foundation
-import LeadFlowPostgres
 
-struct BenchLead {
-    let id: Int64
-    let formID: String
-    let createdAt: Date
-    let email: String
-    let fullName: String
-    let answers: String
-}
-
-let arguments = CommandLine.arguments
-let rowCount = arguments.count > 1 ? Int(arguments[1]) ?? 500_000 : 500_000
-let rounds = arguments.count > 2 ? Int(arguments[2]) ?? 3 : 3
-guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"] else {
-    FileHandle.standardError.write(Data("DATABASE_URL is not set\n".utf8))
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "copy":
+    try runCopyBenchmark(rowCount: arguments.count > 1 ? Int(arguments[1]) ?? 500_000 : 500_000,
+                         rounds: arguments.count > 2 ? Int(arguments[2]) ?? 3 : 3)
+case "extract":
+    try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
+default:
+    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads]\n".utf8))
     exit(64)
 }
 
-let base = Date(timeIntervalSince1970: 1_793_536_496)
-func makeLead(_ index: Int) -> BenchLead {
-    let id: Int64 = 100_000_000_000_000 + Int64(index)
-    let form = String(200_000 + index % 50)
-    let created = base.addingTimeInterval(Double(index))
-    return BenchLead(id: id, formID: form, createdAt: created,
-                     email: "person\(index)@example.com", fullName: "Person \(index) O'Brien",
-                     answers: #"{"What is your role?":["Marketing\tops"],"budget":["10k"]}"#)
-}
-let leads = (0..<rowCount).map(makeLead)
-
-func write(_ lead: BenchLead, to writer: inout PostgresCopyWriter) throws {
-    writer.append(String(lead.id))
-    writer.append(lead.formID)
-    writer.append(lead.createdAt)
-    writer.append(lead.email)
-    writer.append(lead.fullName)
-    writer.append(lead.answers)
-    try writer.endRow()
+/// Wall-clock seconds that `body` took.
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
+    return (ContinuousClock.now - start).seconds
 }
 
-func runBenchmark() throws {
-    let db = try PostgresConnection(conninfo: url)
-    try db.execute(raw: RawSQL(label: "bench table", """
-        DROP TABLE IF EXISTS bench_leads;
-        CREATE TABLE bench_leads (lead_id text, form_id text, created_at timestamptz, email text, full_name text, answers jsonb)
-        """))
-
-    // The same rows as a file, for psql.
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("leadflow-bench-\(getpid()).tsv")
-    var encoder = PostgresCopyWriter()
-    for lead in leads { try write(lead, to: &encoder) }
-    try Data(encoder.pendingBytes).write(to: file)
-    defer { try? FileManager.default.removeItem(at: file) }
-
-    func seconds(_ body: () throws -> Void) rethrows -> Double {
-        let start = ContinuousClock.now
-        try body()
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-
-    func truncate() throws {
-        try db.execute(raw: RawSQL(label: "bench truncate", "TRUNCATE bench_leads; CHECKPOINT"))
-    }
-
-    func count() throws -> Int { try db.query("SELECT count(*) FROM bench_leads")[0].int(0) ?? 0 }
-
-    var psqlBest = Double.infinity
-    var adapterBest = Double.infinity
-    for round in 1...rounds {
-        try truncate()
-        let psqlTime = try seconds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-c",
-                                 "\\copy bench_leads (lead_id, form_id, created_at, email, full_name, answers) FROM '\(file.path)'"]
-            try process.run()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw CocoaError(.fileReadUnknown) }
-        }
-        let psqlRows = try count()
-        precondition(psqlRows == rowCount, "psql loaded the wrong number of rows")
-        try truncate()
-        let adapterTime = try seconds {
-            try db.copyIn("COPY bench_leads (lead_id, form_id, created_at, email, full_name, answers) FROM STDIN",
-                          label: "bench copy") { writer in
-                for lead in leads { try write(lead, to: &writer) }
-            }
-        }
-        let adapterRows = try count()
-        precondition(adapterRows == rowCount, "the adapter loaded the wrong number of rows")
-        psqlBest = min(psqlBest, psqlTime)
-        adapterBest = min(adapterBest, adapterTime)
-        print(String(format: "round %d: psql \\copy %.3f s, adapter COPY %.3f s", round, psqlTime, adapterTime))
-    }
-
-    let psqlRate = Double(rowCount) / psqlBest
-    let adapterRate = Double(rowCount) / adapterBest
-    print(String(format: "rows: %d (file %.1f MB), best of %d rounds", rowCount, Double(encoder.pendingBytes.count) / 1e6, rounds))
-    print(String(format: "psql \\copy (baseline):  %10.0f rows/s", psqlRate))
-    print(String(format: "adapter copyIn:         %10.0f rows/s", adapterRate))
-    print(String(format: "ratio adapter/psql:     %10.2f", adapterRate / psqlRate))
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-try runBenchmark()
+/// This process's peak resident memory so far (VmHWM), in MB.
+func peakResidentMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kilobytes / 1024
+}

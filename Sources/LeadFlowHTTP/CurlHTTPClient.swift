@@ -166,6 +166,10 @@ final class MultiLoop: @unchecked Sendable {
                 logger.error("curl_multi_perform failed", metadata: ["curl.code": "\(performed.rawValue)"])
             }
             collectFinished()
+            // Finished transfers may have made room for queued ones: start them now rather
+            // than after the poll, which nothing might wake for a while.
+            let canStartMore = lock.withLock { !waiting.isEmpty && active.count < configuration.maxConcurrentTransfers }
+            if canStartMore { continue }
             // Sleeps until a socket is ready, curl's own timeout, or curl_multi_wakeup.
             _ = curl_multi_poll(multi, nil, 0, 1000, nil)
         }

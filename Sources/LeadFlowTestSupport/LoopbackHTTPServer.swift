@@ -162,6 +162,10 @@ public final class ServerCore: @unchecked Sendable {
                 close(listener)
                 return
             }
+            // Answers go out in one piece or in several sends; without NODELAY, Nagle holds
+            // the tail of a large answer until the client's delayed ACK (40 ms a request).
+            var yes: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             let thread = Thread { [self] in serve(client) }
             thread.name = "loopback-http.connection"
             thread.start()

@@ -1,6 +1,7 @@
 // The Graph fake as a process, for benchmarks and for trying LeadFlow by hand:
-//   graph-fake SCENARIO.json [--now ISO8601] [--latency-ms N] [--request-log FILE]
-// Prints "listening on http://127.0.0.1:PORT" on stdout, then serves until killed.
+//   graph-fake SCENARIO.json [--now ISO8601] [--latency-ms N] [--request-log FILE] [--exit-on-stdin-eof]
+// Prints "listening on http://127.0.0.1:PORT" on stdout, then serves until killed (or,
+// with --exit-on-stdin-eof, until its parent closes its standard input or dies).
 // Move its clock with: curl -X POST --data 2026-12-01T00:00:00Z http://127.0.0.1:PORT/__fake/now
 import Foundation
 import LeadFlowCore
@@ -11,7 +12,19 @@ func fail(_ message: String) -> Never {
     exit(64)
 }
 
+// A parent that spawned us from a thread with signals blocked passes that mask on:
+// unblock them, so SIGTERM ends the fake as it should.
+var allSignals = sigset_t()
+sigfillset(&allSignals)
+sigprocmask(SIG_UNBLOCK, &allSignals, nil)
+signal(SIGTERM, SIG_DFL)
+
 var arguments = Array(CommandLine.arguments.dropFirst())
+var exitOnStdinEOF = false
+if let flag = arguments.firstIndex(of: "--exit-on-stdin-eof") {
+    exitOnStdinEOF = true
+    arguments.remove(at: flag)
+}
 guard let scenarioPath = arguments.first, !scenarioPath.hasPrefix("-") else {
     fail("usage: graph-fake SCENARIO.json [--now ISO8601] [--latency-ms N] [--request-log FILE]")
 }
@@ -44,4 +57,9 @@ do {
 if let latency { scenario.latencyMilliseconds = latency }
 let fake = try GraphFake(scenario: scenario, now: now, requestLog: requestLog)
 FileHandle.standardOutput.write(Data("listening on \(fake.baseURL)\n".utf8))
+if exitOnStdinEOF {
+    // Read until the parent's end of the pipe closes, then go: no orphaned fakes.
+    while !FileHandle.standardInput.availableData.isEmpty {}
+    exit(0)
+}
 while true { Thread.sleep(forTimeInterval: 3600) }

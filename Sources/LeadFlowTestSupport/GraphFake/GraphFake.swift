@@ -30,6 +30,9 @@ public final class GraphFake: @unchecked Sendable {
     // Guarded by `lock`.
     private var scenario: GraphScenario
     private var leadsByForm: [String: [GraphLead]] = [:]   // newest first
+    /// Each lead's JSON and instant, computed once: the fake must not be what a benchmark measures.
+    private var leadJSONCache: [String: String] = [:]
+    private var createdCache: [String: Date] = [:]
     private var formPage: [String: String] = [:]
     private var clock: Date
     private var log: [RequestRecord] = []
@@ -95,6 +98,8 @@ public final class GraphFake: @unchecked Sendable {
         lock.withLock {
             guard let index = leadsByForm[formID]?.firstIndex(where: { $0.id == lead.id }) else { return }
             leadsByForm[formID]![index] = lead
+            leadJSONCache[lead.id] = nil
+            createdCache[lead.id] = nil
         }
     }
 
@@ -231,7 +236,7 @@ public final class GraphFake: @unchecked Sendable {
                 return error("invalid_cursor_100", status: 400, message: "(#100) Invalid filtering")
             }
             let leads = visibleLeads(path[0]).filter { lead in
-                guard let created = lead.createdAt.map({ Int64($0.timeIntervalSince1970) }) else { return false }
+                guard let created = createdAt(lead).map({ Int64($0.timeIntervalSince1970) }) else { return false }
                 return (window.greaterThan.map { created > $0 } ?? true) && (window.lessThan.map { created < $0 } ?? true)
             }
             return list(count: leads.count, request: request, path: request.path, token: token.token) { leads[$0].map(leadJSON) }
@@ -299,7 +304,14 @@ public final class GraphFake: @unchecked Sendable {
     }
 
     private func visibleLeads(_ formID: String) -> [GraphLead] {
-        (leadsByForm[formID] ?? []).filter { ($0.createdAt ?? .distantFuture) <= clock }
+        (leadsByForm[formID] ?? []).filter { (createdAt($0) ?? .distantFuture) <= clock }
+    }
+
+    private func createdAt(_ lead: GraphLead) -> Date? {
+        if let cached = createdCache[lead.id] { return cached }
+        let date = lead.createdAt
+        createdCache[lead.id] = date
+        return date
     }
 
     private func formJSON(_ form: GraphScenario.Form) -> String {
@@ -309,7 +321,10 @@ public final class GraphFake: @unchecked Sendable {
     }
 
     private func leadJSON(_ lead: GraphLead) -> String {
-        String(decoding: (try? JSONEncoder().encode(lead)) ?? Data("{}".utf8), as: UTF8.self)
+        if let cached = leadJSONCache[lead.id] { return cached }
+        let json = String(decoding: (try? JSONEncoder().encode(lead)) ?? Data("{}".utf8), as: UTF8.self)
+        leadJSONCache[lead.id] = json
+        return json
     }
 
     // MARK: - Tokens
