@@ -42,10 +42,15 @@ let package = Package(
                 dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
-        // The stages, written against the core's protocols.
-        .target(name: "LeadFlowExtract",
+        // The Graph API client, written against the core's HTTPTransport.
+        .target(name: "LeadFlowGraph",
                 dependencies: ["LeadFlowCore", .product(name: "Crypto", package: "swift-crypto"),
                                .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // The stages (preflight, extract, …), written against the core's protocols.
+        .target(name: "LeadFlowStages",
+                dependencies: ["LeadFlowCore", "LeadFlowGraph", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // Test support: a loopback HTTP server, the Graph fake, fixtures, the test database.
@@ -67,12 +72,12 @@ let package = Package(
 
         // Benchmarks (release builds, run by scripts/bench-*.sh).
         .executableTarget(name: "LeadFlowBench",
-                          dependencies: ["LeadFlowPostgres", "LeadFlowExtract", "LeadFlowHTTP", "LeadFlowCore", "LeadFlowTestSupport"],
+                          dependencies: ["LeadFlowPostgres", "LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowCore", "LeadFlowTestSupport"],
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
-        .testTarget(name: "LeadFlowExtractTests",
-                    dependencies: ["LeadFlowExtract", "LeadFlowHTTP", "LeadFlowTestSupport",
+        .testTarget(name: "LeadFlowGraphTests",
+                    dependencies: ["LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowTestSupport",
                                    .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         .testTarget(name: "LeadFlowHTTPTests",

@@ -3,7 +3,8 @@
 // 10 Pages × 5 forms, limit=100; and the peak memory of this process.
 import Foundation
 import LeadFlowCore
-import LeadFlowExtract
+import LeadFlowGraph
+import LeadFlowStages
 import LeadFlowHTTP
 import LeadFlowTestSupport
 

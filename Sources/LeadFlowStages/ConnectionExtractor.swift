@@ -1,5 +1,6 @@
 import Foundation
 import LeadFlowCore
+import LeadFlowGraph
 import Logging
 
 /// Where extracted pages go as they arrive (the raw spool and the transform, in a run).

@@ -1,6 +1,7 @@
 import Foundation
 import LeadFlowCore
-import LeadFlowExtract
+import LeadFlowGraph
+import LeadFlowStages
 import LeadFlowHTTP
 import LeadFlowTestSupport
 import Testing
