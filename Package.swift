@@ -39,7 +39,8 @@ let package = Package(
 
         // The schema (versioned migrations) and, later, the queries the stages need.
         .target(name: "LeadFlowStore",
-                dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // The Graph API client, written against the core's HTTPTransport.
@@ -61,7 +62,7 @@ let package = Package(
         // The CLI: parses, wires, prints.
         .executableTarget(name: "leadflow",
                           dependencies: [
-                              "LeadFlowCore", "LeadFlowPostgres", "LeadFlowStore",
+                              "LeadFlowCore", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowHTTP", "LeadFlowGraph", "LeadFlowStages",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ],
@@ -76,6 +77,10 @@ let package = Package(
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .testTarget(name: "LeadFlowStagesTests",
+                    dependencies: ["LeadFlowStages", "LeadFlowGraph", "LeadFlowStore", "LeadFlowPostgres", "LeadFlowHTTP",
+                                   "LeadFlowTestSupport", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
         .testTarget(name: "LeadFlowGraphTests",
                     dependencies: ["LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowTestSupport",
                                    .product(name: "Logging", package: "swift-log")],
@@ -93,7 +98,7 @@ let package = Package(
                     dependencies: ["LeadFlowStore", "LeadFlowPostgres", "LeadFlowTestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "LeadFlowCLITests",
-                    dependencies: ["LeadFlowTestSupport", "LeadFlowPostgres"],
+                    dependencies: ["LeadFlowTestSupport", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowCore"],
                     swiftSettings: strict),
     ]
 )

@@ -105,7 +105,7 @@ public final class GraphClient: Sendable {
 
     // MARK: - Paging
 
-    private func paginate<Item: Decodable & Sendable>(
+    func paginate<Item: Decodable & Sendable>(
         path: String, query: [(name: String, value: String)], token: AccessToken, context: String,
         onPage: (GraphList<Item>, Data) async throws -> Void
     ) async throws -> LeadStreamSummary {

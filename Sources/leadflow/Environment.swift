@@ -9,10 +9,15 @@ struct Environment {
         self.variables = variables
     }
 
+    private func value(_ name: String) -> String? {
+        guard let value = variables[name], !value.isEmpty else { return nil }
+        return value
+    }
+
     /// The database to use. From the environment only: a URL can hold a password, and
     /// process arguments are visible to every user of the machine.
     func databaseURL() throws -> String {
-        guard let url = variables["DATABASE_URL"], !url.isEmpty else {
+        guard let url = value("DATABASE_URL") else {
             throw ConfigurationError(key: "DATABASE_URL",
                                      message: "is not set; export a libpq conninfo or URI, e.g. postgresql://user@localhost/leadflow")
         }
@@ -21,11 +26,39 @@ struct Environment {
 
     /// `LEADFLOW_NOW` when set (an ISO 8601 instant), else the system clock.
     func now() throws -> Date {
-        guard let text = variables["LEADFLOW_NOW"], !text.isEmpty else { return Date() }
+        guard let text = value("LEADFLOW_NOW") else { return Date() }
         guard let date = UTCTime.parse(text) else {
             throw ConfigurationError(key: "LEADFLOW_NOW", message: "is not an ISO 8601 instant with a zone, e.g. 2026-11-29T08:00:00Z")
         }
         return date
+    }
+
+    /// Archives, the key file and (later) the embedded cluster live here.
+    var home: URL { URL(fileURLWithPath: value("LEADFLOW_HOME") ?? ".leadflow") }
+
+    /// The AES key that seals stored tokens.
+    var keyFile: URL { value("LEADFLOW_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent("token.key") }
+
+    func graphURL() throws -> String {
+        let url = value("LEADFLOW_GRAPH_URL") ?? "https://graph.facebook.com"
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ConfigurationError(key: "LEADFLOW_GRAPH_URL", message: "must start with http:// or https://")
+        }
+        return url
+    }
+
+    var graphVersion: String { value("LEADFLOW_GRAPH_VERSION") ?? "v25.0" }
+
+    var appID: String? { value("LEADFLOW_APP_ID") }
+
+    /// `LEADFLOW_APP_SECRET`, or the first line of the file `LEADFLOW_APP_SECRET_FILE` names.
+    func appSecret() throws -> String? {
+        if let secret = value("LEADFLOW_APP_SECRET") { return secret }
+        guard let path = value("LEADFLOW_APP_SECRET_FILE") else { return nil }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(key: "LEADFLOW_APP_SECRET_FILE", message: "names a file that cannot be read: \(path)")
+        }
+        return text.split(whereSeparator: \.isNewline).first.map(String.init)
     }
 }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import LeadFlowCore
+import LeadFlowStages
+import LeadFlowStore
 
 /// The exit codes schedulers act on (README, "Exit codes").
 enum ExitStatus {
@@ -15,6 +17,9 @@ enum ExitStatus {
     static func report(_ error: any Error) -> ExitCode {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
         FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
-        return error is ConfigurationError ? badInput : failure
+        switch error {
+        case is ConfigurationError, is ConnectRefusal, is VaultError: return badInput
+        default: return failure
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LeadFlowPostgres
+import LeadFlowStore
 import LeadFlowTestSupport
 import Testing
 
@@ -17,10 +18,11 @@ import Testing
         let url = try TestDatabase.create("cli")
         let first = try runProgram(Self.binary, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("applied migration 1; schema is at version 1"))
+        let versions = Migrations.all.map { String($0.version) }.joined(separator: ", ")
+        #expect(first.stderr.contains("applied migrations \(versions); schema is at version \(Migrations.latestVersion)"))
         let second = try runProgram(Self.binary, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(second.status == 0)
-        #expect(second.stderr.contains("schema is current (version 1)"))
+        #expect(second.stderr.contains("schema is current (version \(Migrations.latestVersion))"))
         #expect(second.stdout.isEmpty)
     }
 

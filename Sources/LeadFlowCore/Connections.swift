@@ -1,0 +1,170 @@
+import Foundation
+
+/// A connection as stored: the Page, its authenticator, its sealed tokens, its cycle.
+public struct ConnectionRecord: Sendable, Equatable {
+    public let id: Int64
+    public let instance: String
+    public let pageID: String
+    public let label: String
+    public let pageName: String?
+    public let authenticatorUserID: String
+    public let tokenCiphertext: Data
+    public let userTokenCiphertext: Data?
+    public let tokenKeyID: String
+    public let tokenType: String
+    public let scopes: [String]
+    public let authenticatedAt: Date
+    public let facebookExpiresAt: Date?
+    public let facebookDataAccessExpiresAt: Date?
+    public let openVoidPeriod: VoidPeriod?
+
+    /// What binds a sealed token to this connection (associated data of AES-GCM).
+    public var sealContext: String { Self.sealContext(instance: instance, pageID: pageID) }
+    public static func sealContext(instance: String, pageID: String) -> String { "leadflow/\(instance)/\(pageID)" }
+
+    public init(id: Int64, instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String, tokenCiphertext: Data, userTokenCiphertext: Data?, tokenKeyID: String, tokenType: String, scopes: [String], authenticatedAt: Date, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?, openVoidPeriod: VoidPeriod?) {
+        self.id = id
+        self.instance = instance
+        self.pageID = pageID
+        self.label = label
+        self.pageName = pageName
+        self.authenticatorUserID = authenticatorUserID
+        self.tokenCiphertext = tokenCiphertext
+        self.userTokenCiphertext = userTokenCiphertext
+        self.tokenKeyID = tokenKeyID
+        self.tokenType = tokenType
+        self.scopes = scopes
+        self.authenticatedAt = authenticatedAt
+        self.facebookExpiresAt = facebookExpiresAt
+        self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
+        self.openVoidPeriod = openVoidPeriod
+    }
+}
+
+public struct VoidPeriod: Sendable, Equatable {
+    public let id: Int64
+    public let cause: VoidCause
+    public let detail: String?
+    public let startedAt: Date
+    public let endedAt: Date?
+
+    public init(id: Int64, cause: VoidCause, detail: String?, startedAt: Date, endedAt: Date?) {
+        self.id = id
+        self.cause = cause
+        self.detail = detail
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
+}
+
+/// What a (re)authentication stores.
+public struct Authentication: Sendable {
+    public var instance: String
+    public var pageID: String
+    public var label: String
+    public var pageName: String?
+    public var authenticatorUserID: String
+    public var tokenCiphertext: Data
+    public var userTokenCiphertext: Data?
+    public var tokenKeyID: String
+    public var tokenType: String
+    public var scopes: [String]
+    public var facebookExpiresAt: Date?
+    public var facebookDataAccessExpiresAt: Date?
+
+    public init(instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String,
+                tokenCiphertext: Data, userTokenCiphertext: Data?, tokenKeyID: String, tokenType: String, scopes: [String],
+                facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?) {
+        self.instance = instance
+        self.pageID = pageID
+        self.label = label
+        self.pageName = pageName
+        self.authenticatorUserID = authenticatorUserID
+        self.tokenCiphertext = tokenCiphertext
+        self.userTokenCiphertext = userTokenCiphertext
+        self.tokenKeyID = tokenKeyID
+        self.tokenType = tokenType
+        self.scopes = scopes
+        self.facebookExpiresAt = facebookExpiresAt
+        self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
+    }
+}
+
+/// One row of `auth_events`.
+public struct AuthEvent: Sendable, Equatable {
+    public let kind: String
+    public let at: Date
+    public let cause: String?
+
+    public init(kind: String, at: Date, cause: String?) {
+        self.kind = kind
+        self.at = at
+        self.cause = cause
+    }
+}
+
+/// What saving a (re)authentication did.
+public struct AuthenticationSaved: Sendable, Equatable {
+    public let connectionID: Int64
+    public let reauthenticated: Bool
+    /// The authenticator before, when it changed.
+    public let previousAuthenticator: String?
+    /// The void period this reauthentication closed.
+    public let closedVoidPeriod: VoidPeriod?
+
+
+    public init(connectionID: Int64, reauthenticated: Bool, previousAuthenticator: String?, closedVoidPeriod: VoidPeriod?) {
+        self.connectionID = connectionID
+        self.reauthenticated = reauthenticated
+        self.previousAuthenticator = previousAuthenticator
+        self.closedVoidPeriod = closedVoidPeriod
+    }
+}
+
+/// A reminder in the outbox.
+public struct Reminder: Sendable, Equatable {
+    public let connectionLabel: String
+    public let instance: String
+    public let pageID: String
+    public let kind: String
+    public let dueAt: Date
+    public let expiresAt: Date
+    public let createdAt: Date
+    public let deliveredAt: Date?
+
+    public init(connectionLabel: String, instance: String, pageID: String, kind: String, dueAt: Date, expiresAt: Date, createdAt: Date, deliveredAt: Date?) {
+        self.connectionLabel = connectionLabel
+        self.instance = instance
+        self.pageID = pageID
+        self.kind = kind
+        self.dueAt = dueAt
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+        self.deliveredAt = deliveredAt
+    }
+}
+
+
+/// Where connections, their events, void periods and reminders live (Postgres in
+/// production: `ConnectionStore`).
+public protocol ConnectionRepository {
+    func all() throws -> [ConnectionRecord]
+    func connection(label: String) throws -> ConnectionRecord?
+    func connection(instance: String, pageID: String) throws -> ConnectionRecord?
+    func saveAuthentication(_ auth: Authentication, now: Date) throws -> AuthenticationSaved
+    @discardableResult
+    func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) throws -> Bool
+    func recordVerified(connectionID: Int64, now: Date) throws
+    @discardableResult
+    func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date, now: Date) throws -> Bool
+    func reminders() throws -> [Reminder]
+    func authEvents(connectionID: Int64) throws -> [AuthEvent]
+    func voidPeriods(connectionID: Int64) throws -> [VoidPeriod]
+}
+
+/// Seals tokens for storage and opens them again (AES-GCM with a key file: `TokenVault`).
+public protocol TokenSealer: Sendable {
+    var keyID: String { get }
+    func seal(_ token: AccessToken, boundTo context: String) throws -> Data
+    func open(_ sealed: Data, boundTo context: String, keyID: String) throws -> AccessToken
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// What Graph said about a connection's token, read from `debug_token`,
+/// `me/permissions` and the Page's `has_lead_access`.
+public struct TokenFacts: Sendable, Equatable {
+    public var isValid: Bool
+    public var appID: String?
+    public var userID: String?
+    public var type: String?
+    /// nil when Facebook says 0 ("never").
+    public var expiresAt: Date?
+    public var dataAccessExpiresAt: Date?
+    /// Permission → "granted" or "declined" (from `me/permissions`, else the token's scopes).
+    public var permissions: [String: String]
+    /// Pages the token's `leads_retrieval` scope names, when Graph sends granular scopes.
+    public var leadsTargetIDs: [String]?
+    public var canAccessLeads: Bool?
+    /// Graph's own words on why lead access fails, and what to do.
+    public var leadAccessFailure: String?
+
+    public init(isValid: Bool, appID: String? = nil, userID: String? = nil, type: String? = nil, expiresAt: Date? = nil,
+                dataAccessExpiresAt: Date? = nil, permissions: [String: String] = [:], leadsTargetIDs: [String]? = nil,
+                canAccessLeads: Bool? = nil, leadAccessFailure: String? = nil) {
+        self.isValid = isValid
+        self.appID = appID
+        self.userID = userID
+        self.type = type
+        self.expiresAt = expiresAt
+        self.dataAccessExpiresAt = dataAccessExpiresAt
+        self.permissions = permissions
+        self.leadsTargetIDs = leadsTargetIDs
+        self.canAccessLeads = canAccessLeads
+        self.leadAccessFailure = leadAccessFailure
+    }
+}
+
+/// The verdict on one connection before a run (or on a token being connected).
+public enum ConnectionVerdict: Sendable, Equatable {
+    case healthy
+    case reminderDue
+    /// The connection cannot deliver leads: since `since`, for `cause`.
+    case void(cause: VoidCause, detail: String, since: Date)
+}
+
+/// The pure rules of the preflight: no I/O, every boundary testable.
+public enum PreflightRules {
+    /// The permissions a Connector Authenticator's token needs for leads with ad data.
+    public static let defaultRequiredPermissions = ["leads_retrieval", "pages_show_list", "pages_read_engagement",
+                                                    "pages_manage_ads", "ads_management"]
+
+    /// Judges Graph's answers. The void period starts at the earliest evidence: the expiry
+    /// instant when Facebook says the token has expired, else `now` (the first failed check).
+    public static func judge(_ facts: TokenFacts, pageID: String, requiredPermissions: [String],
+                             policy: TokenPolicy.Evaluation, now: Date) -> ConnectionVerdict {
+        if case .expired(let cause) = policy.status {
+            return .void(cause: cause, detail: "the 90-day authentication ended (or Facebook's earlier expiry)", since: policy.expiresAt)
+        }
+        if !facts.isValid {
+            if let expires = facts.expiresAt, expires <= now {
+                return .void(cause: .tokenExpired, detail: "Facebook says the token expired", since: expires)
+            }
+            if let dataAccess = facts.dataAccessExpiresAt, dataAccess <= now {
+                return .void(cause: .dataAccessExpired, detail: "Facebook's data access expired", since: dataAccess)
+            }
+            return .void(cause: .tokenInvalidated, detail: "Facebook says the token is no longer valid", since: now)
+        }
+        let missing = requiredPermissions.filter { facts.permissions[$0] != "granted" }
+        if !missing.isEmpty {
+            return .void(cause: .permissionRevoked, detail: "missing permission: \(missing.joined(separator: ", "))", since: now)
+        }
+        if let targets = facts.leadsTargetIDs, !targets.contains(pageID) {
+            return .void(cause: .leadAccessLost, detail: "the token's leads_retrieval does not cover Page \(pageID)", since: now)
+        }
+        if facts.canAccessLeads == false {
+            return .void(cause: .leadAccessLost, detail: facts.leadAccessFailure ?? "the user cannot access leads on this Page", since: now)
+        }
+        if case .reminderDue = policy.status { return .reminderDue }
+        return .healthy
+    }
+
+    /// What a Facebook admin must do about each cause (for errors, `status` and the README).
+    public static func remedy(for cause: VoidCause) -> String {
+        switch cause {
+        case .tokenExpired, .dataAccessExpired:
+            return "the Connector Authenticator must reauthenticate the Page (leadflow connect with a fresh token)"
+        case .tokenInvalidated:
+            return "the Connector Authenticator's session ended (password change, logout, app removed): reauthenticate"
+        case .permissionRevoked:
+            return "grant the missing permission to the app in Facebook (Business Integrations), then reauthenticate"
+        case .leadAccessLost:
+            return "give the user a Page task that allows leads (ADVERTISE, MANAGE_LEADS or MANAGE) and, if the Leads Access Manager is customised, add them there; then reauthenticate"
+        }
+    }
+}

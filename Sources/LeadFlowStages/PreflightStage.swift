@@ -1,0 +1,119 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowGraph
+import Logging
+
+/// The first stage of every run: for each connection, the token policy, `debug_token`,
+/// the permissions and lead access. A failure opens a void period at the earliest
+/// evidence; a void connection is not extracted, and no lead request is ever sent on a
+/// token known to be bad.
+public struct PreflightStage {
+    let graph: GraphClient
+    let repository: any ConnectionRepository
+    let sealer: any TokenSealer
+    let settings: ValidationSettings
+    let logger: Logger
+
+    public init(graph: GraphClient, repository: any ConnectionRepository, sealer: any TokenSealer,
+                settings: ValidationSettings, logger: Logger = Logger(label: "leadflow.preflight")) {
+        self.graph = graph
+        self.repository = repository
+        self.sealer = sealer
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public struct Result: Sendable, Equatable {
+        public enum Outcome: Sendable, Equatable {
+            case checked(ConnectionVerdict)
+            /// Graph could not be asked (retries ran out, say): skip this connection this run.
+            case unchecked(reason: String)
+        }
+        public let connectionID: Int64
+        public let label: String
+        public let outcome: Outcome
+        /// This check opened the void period (rather than finding it open).
+        public let openedVoidPeriod: Bool
+        public let wroteReminder: Bool
+        /// The Page token, for extraction, when the connection is fit to extract.
+        public let token: AccessToken?
+    }
+
+    public func checkAll(now: Date) async throws -> [Result] {
+        var results: [Result] = []
+        for record in try repository.all() {
+            results.append(try await check(record, now: now))
+        }
+        return results
+    }
+
+    public func check(_ record: ConnectionRecord, now: Date) async throws -> Result {
+        func result(_ outcome: Result.Outcome, opened: Bool = false, reminder: Bool = false, token: AccessToken? = nil) -> Result {
+            Result(connectionID: record.id, label: record.label, outcome: outcome, openedVoidPeriod: opened, wroteReminder: reminder,
+                   token: token)
+        }
+        // Already void: it stays void until reauthentication, and Graph is not asked.
+        if let open = record.openVoidPeriod {
+            return result(.checked(.void(cause: open.cause, detail: open.detail ?? "", since: open.startedAt)))
+        }
+        let evaluation = settings.policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: record.facebookExpiresAt,
+                                                  facebookDataAccessExpiresAt: record.facebookDataAccessExpiresAt, now: now)
+        if case .expired(let cause) = evaluation.status {
+            let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause,
+                                                       detail: "the authentication cycle ended", since: evaluation.expiresAt, now: now)
+            let reminder = try repository.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
+                                                        dueAt: evaluation.expiresAt, expiresAt: evaluation.expiresAt, now: now)
+            log(record, "void", cause.rawValue)
+            return result(.checked(.void(cause: cause, detail: "the authentication cycle ended", since: evaluation.expiresAt)),
+                          opened: opened, reminder: reminder)
+        }
+
+        let pageToken = try sealer.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
+        let userToken = try record.userTokenCiphertext.map { try sealer.open($0, boundTo: record.sealContext, keyID: record.tokenKeyID) }
+        let verdict: ConnectionVerdict
+        do {
+            let debug = try await graph.debugToken(pageToken, appToken: settings.appToken)
+            var facts = TokenFacts(isValid: debug.isValid, appID: debug.appID, userID: debug.userID, type: debug.type,
+                                   expiresAt: debug.expiresAt, dataAccessExpiresAt: debug.dataAccessExpiresAt,
+                                   permissions: Dictionary(debug.scopes.map { ($0, "granted") }, uniquingKeysWith: { a, _ in a }),
+                                   leadsTargetIDs: debug.leadsTargetIDs)
+            if debug.isValid {
+                if let userToken { facts.permissions = try await graph.permissions(userToken) }
+                let access = try await graph.leadAccess(pageID: record.pageID, userID: record.authenticatorUserID, token: pageToken)
+                facts.canAccessLeads = access.canAccessLead
+                facts.leadAccessFailure = access.failureReason
+            }
+            verdict = PreflightRules.judge(facts, pageID: record.pageID, requiredPermissions: settings.requiredPermissions,
+                                           policy: evaluation, now: now)
+        } catch let error as GraphError where error.voidCause != nil {
+            verdict = .void(cause: error.voidCause!, detail: error.causeDetail ?? error.code, since: now)
+        } catch let error as any LeadFlowError where error.disposition != .void {
+            log(record, "unchecked", error.code)
+            return result(.unchecked(reason: error.description))
+        }
+
+        switch verdict {
+        case .void(let cause, let detail, let since):
+            let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: since, now: now)
+            log(record, "void", cause.rawValue)
+            return result(.checked(verdict), opened: opened)
+        case .reminderDue:
+            try repository.recordVerified(connectionID: record.id, now: now)
+            let reminder = try repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",
+                                                        cycleStartedAt: record.authenticatedAt, dueAt: evaluation.reminderAt,
+                                                        expiresAt: evaluation.expiresAt, now: now)
+            log(record, "reminder_due", nil)
+            return result(.checked(verdict), reminder: reminder, token: pageToken)
+        case .healthy:
+            try repository.recordVerified(connectionID: record.id, now: now)
+            log(record, "healthy", nil)
+            return result(.checked(verdict), token: pageToken)
+        }
+    }
+
+    private func log(_ record: ConnectionRecord, _ state: String, _ cause: String?) {
+        var metadata: Logger.Metadata = ["connection.id": "\(record.id)", "connection.label": "\(record.label)", "preflight.state": "\(state)"]
+        if let cause { metadata["preflight.cause"] = "\(cause)" }
+        logger.info("preflight", metadata: metadata)
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import LeadFlowCore
+import LeadFlowStages
+
+extension LeadFlow {
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate every connection's token age and permissions now (the preflight of a run).",
+            discussion: """
+                For each connection: the 90-day policy (reminder from day 75), debug_token,
+                me/permissions and has_lead_access. A failure opens a void period at the earliest
+                evidence (the expiry instant when known, else now); a due reminder is written to
+                the outbox once per authentication cycle. A void connection stays void until
+                `leadflow connect` reauthenticates it. No lead is read.
+
+                Exit codes: 0 all healthy (reminders may be due), 2 at least one connection void.
+
+                Example:
+                  leadflow check
+                """
+        )
+
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            common.bootstrapLogging()
+            let results: [PreflightStage.Result]
+            do {
+                let wiring = try Wiring()
+                let stage = PreflightStage(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
+                                           settings: try wiring.validationSettings())
+                results = try await stage.checkAll(now: wiring.now)
+            } catch {
+                throw ExitStatus.report(error)
+            }
+            let rows = results.map { result -> [String] in
+                switch result.outcome {
+                case .checked(.healthy): return [result.label, "healthy", ""]
+                case .checked(.reminderDue): return [result.label, "reminder due", result.wroteReminder ? "reminder written" : ""]
+                case .checked(.void(let cause, let detail, let since)):
+                    return [result.label, "void", "\(cause.rawValue) since \(UTCTime.iso8601(since)): \(detail)"]
+                case .unchecked(let reason): return [result.label, "unchecked", reason]
+                }
+            }
+            printErr(renderTable(["connection", "state", "detail"], rows))
+            let void = results.contains { if case .checked(.void) = $0.outcome { return true } else { return false } }
+            if void { throw ExitStatus.finishedWithGaps }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowStore
+
+extension LeadFlow {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show every connection: token age, days left, open void periods, leads loaded.",
+            discussion: """
+                Reads the database only (no Graph call): the status follows from the last
+                authentication, the 90-day policy and the void periods the runs recorded.
+
+                Examples:
+                  leadflow status
+                  leadflow status --json | jq '.connections[] | select(.status == "void")'
+                """
+        )
+
+        @OptionGroup var common: CommonOptions
+
+        @Flag(help: "Print JSON on stdout instead of a table.")
+        var json = false
+
+        struct Row: Encodable {
+            let instance, page_id, label: String
+            let page_name: String?
+            let authenticator_user_id: String
+            let authenticated_at: String
+            let age_days: Double
+            let days_until_reminder: Double
+            let days_until_expiry: Double
+            let expires_at: String
+            let status: String
+            let void_cause: String?
+            let void_since: String?
+            let leads_loaded: Int
+            let last_loaded_at: String?
+        }
+
+        func run() async throws {
+            common.bootstrapLogging()
+            let rows: [Row]
+            do {
+                let wiring = try Wiring()
+                let policy = try wiring.validationSettings().policy
+                let loaded = try Self.leadCounts(wiring.database)
+                rows = try wiring.connections.all().map { record in
+                    let evaluation = policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: record.facebookExpiresAt,
+                                                     facebookDataAccessExpiresAt: record.facebookDataAccessExpiresAt, now: wiring.now)
+                    let status: String
+                    if record.openVoidPeriod != nil {
+                        status = "void"
+                    } else {
+                        switch evaluation.status {
+                        case .healthy: status = "healthy"
+                        case .reminderDue: status = "reminder_due"
+                        case .expired: status = "expired"
+                        }
+                    }
+                    let round = { (value: TimeInterval) in (value / 86_400 * 10).rounded() / 10 }
+                    return Row(instance: record.instance, page_id: record.pageID, label: record.label, page_name: record.pageName,
+                               authenticator_user_id: record.authenticatorUserID,
+                               authenticated_at: UTCTime.iso8601(record.authenticatedAt),
+                               age_days: round(wiring.now.timeIntervalSince(record.authenticatedAt)),
+                               days_until_reminder: round(evaluation.reminderAt.timeIntervalSince(wiring.now)),
+                               days_until_expiry: round(evaluation.expiresAt.timeIntervalSince(wiring.now)),
+                               expires_at: UTCTime.iso8601(evaluation.expiresAt), status: status,
+                               void_cause: record.openVoidPeriod?.cause.rawValue,
+                               void_since: record.openVoidPeriod.map { UTCTime.iso8601($0.startedAt) },
+                               leads_loaded: loaded[record.id]?.count ?? 0,
+                               last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601))
+                }
+            } catch {
+                throw ExitStatus.report(error)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                let data = try encoder.encode(["connections": rows])
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            } else {
+                let table = renderTable(
+                    ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
+                    rows.map { [$0.instance, $0.page_id, $0.label, $0.authenticator_user_id, String($0.age_days),
+                                String($0.days_until_reminder), String($0.days_until_expiry),
+                                $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
+                FileHandle.standardOutput.write(Data(table.utf8))
+            }
+        }
+
+        /// Leads loaded per connection, and the last load.
+        static func leadCounts(_ db: PostgresConnection) throws -> [Int64: (count: Int, last: Date?)] {
+            var counts: [Int64: (count: Int, last: Date?)] = [:]
+            for row in try db.query("SELECT connection_id, count(*), max(loaded_at) FROM leads GROUP BY connection_id", label: "lead counts").all {
+                counts[Int64(try row.int(0)!)] = (try row.int(1) ?? 0, try row.date(2))
+            }
+            return counts
+        }
+    }
+}

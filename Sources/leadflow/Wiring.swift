@@ -1,0 +1,61 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowGraph
+import LeadFlowHTTP
+import LeadFlowPostgres
+import LeadFlowStages
+import LeadFlowStore
+import Logging
+
+/// Builds the parts a command needs from the environment: the database (migrated), the
+/// token vault, the Graph client. The only place that knows which adapter serves which protocol.
+struct Wiring {
+    let environment: Environment
+    let now: Date
+    let database: PostgresConnection
+    let logger: Logger
+
+    init(environment: Environment = Environment(), logger: Logger = Logger(label: "leadflow")) throws {
+        self.environment = environment
+        self.logger = logger
+        now = try environment.now()
+        database = try PostgresConnection(conninfo: try environment.databaseURL(), logger: logger)
+        // Every command that touches the database brings its schema up to date first;
+        // an advisory lock makes this safe from many workers at once.
+        try Migrator(logger: logger).migrate(database, now: now)
+    }
+
+    var connections: ConnectionStore { ConnectionStore(database) }
+
+    func vault() throws -> TokenVault { try TokenVault.openOrCreate(keyFile: environment.keyFile) }
+
+    func graph() throws -> GraphClient {
+        let transport = try CurlHTTPClient(logger: logger)
+        return GraphClient(transport: transport,
+                           configuration: .init(baseURL: try environment.graphURL(), apiVersion: environment.graphVersion,
+                                                appSecret: try environment.appSecret()),
+                           logger: logger)
+    }
+
+    func validationSettings() throws -> ValidationSettings {
+        ValidationSettings(appID: environment.appID, appSecret: try environment.appSecret())
+    }
+}
+
+/// Renders rows as an aligned text table for people (stderr or a terminal).
+func renderTable(_ header: [String], _ rows: [[String]]) -> String {
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            .trimmingCharacters(in: .whitespaces)
+    }
+    return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n") + "\n"
+}
+
+func printErr(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}
+
+func days(_ interval: TimeInterval) -> String {
+    String(format: "%.1f", interval / 86_400)
+}

@@ -1,0 +1,113 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// connect, check, status and reminders as a user runs them: the built binary against the
+/// Graph fake and the real Postgres, with the clock moved by LEADFLOW_NOW.
+@Suite struct ConnectionCommandsTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let token = "EAAB-cli-secret-\(UInt32.random(in: 0...UInt32.max))"
+    static let day0 = UTCTime.parse("2026-03-02T08:00:00Z")!
+
+    let fake: GraphFake
+    let databaseURL: String
+    let home: URL
+    /// Everything the commands printed, to scan for the token at the end.
+    var outputs: [String] = []
+
+    init() throws {
+        var scenario = GraphScenario(
+            pages: [.init(id: "1001", name: "Acme", forms: [.init(id: "2001", name: "Webinar")])],
+            tokens: [.init(token: Self.token, pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day0.addingTimeInterval(120 * 86_400)))])
+        scenario.tokens[0].type = "USER"
+        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        databaseURL = try TestDatabase.create("clicmd")
+        home = try Repository.temporaryFolder("clihome")
+    }
+
+    func run(_ arguments: [String], day: Double, input: String? = nil) throws -> ProcessResult {
+        let instant = Self.day0.addingTimeInterval(day * 86_400)
+        fake.now = instant
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
+        env["LEADFLOW_APP_ID"] = "1234567890"
+        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(instant)
+        return try runProgram(Self.binary, arguments, environment: env, input: input.map { Data($0.utf8) })
+    }
+
+    @Test func aTokenGivenAsAnArgumentIsRefused() throws {
+        let result = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--token", Self.token], day: 0)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("never pass a token as an argument"))
+        #expect(!result.stderr.contains(Self.token))
+    }
+
+    @Test mutating func connectStatusRemindersAndCheckAcrossACycle() throws {
+        let connect = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--log-level", "trace"],
+                              day: 0, input: Self.token + "\n")
+        outputs += [connect.stdout, connect.stderr]
+        #expect(connect.status == 0, "\(connect.stderr)")
+        #expect(connect.stderr.contains("connected acme-main (instance acme, Page 1001) as Facebook user 42"))
+        #expect(connect.stderr.contains("reminder due 2026-05-16T08:00:00Z"))
+
+        let keyMode = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent("token.key").path)[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+
+        let healthy = try run(["status", "--json"], day: 10)
+        outputs += [healthy.stdout, healthy.stderr]
+        #expect(healthy.status == 0)
+        let status = try JSONSerialization.jsonObject(with: Data(healthy.stdout.utf8)) as? [String: [[String: Any]]]
+        let row = try #require(status?["connections"]?.first)
+        #expect(row["status"] as? String == "healthy")
+        #expect(row["age_days"] as? Double == 10)
+        #expect(row["days_until_reminder"] as? Double == 65)
+        #expect(row["days_until_expiry"] as? Double == 80)
+        #expect(row["authenticator_user_id"] as? String == "42")
+
+        let reminders = try run(["reminders", "--json"], day: 76)
+        outputs += [reminders.stdout, reminders.stderr]
+        let listed = try JSONSerialization.jsonObject(with: Data(reminders.stdout.utf8)) as? [String: [[String: Any]]]
+        #expect(listed?["reminders"]?.count == 1)
+        #expect(listed?["reminders"]?.first?["kind"] as? String == "reauthentication_due")
+        #expect(listed?["reminders"]?.first?["due_at"] as? String == "2026-05-16T08:00:00Z")
+        let again = try run(["reminders"], day: 80)
+        outputs += [again.stdout, again.stderr]
+        #expect(again.stdout.components(separatedBy: "reauthentication_due").count == 2, "still one reminder")
+
+        let check = try run(["check", "--log-level", "trace"], day: 95)
+        outputs += [check.stdout, check.stderr]
+        #expect(check.status == 2)
+        #expect(check.stderr.contains("token_expired since 2026-05-31T08:00:00Z"))
+        let void = try run(["status"], day: 96)
+        outputs += [void.stdout, void.stderr]
+        #expect(void.stdout.contains("void (token_expired)"))
+
+        let reconnect = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 100, input: Self.token)
+        outputs += [reconnect.stdout, reconnect.stderr]
+        #expect(reconnect.status == 0, "\(reconnect.stderr)")
+        #expect(reconnect.stderr.contains("closed the void period open since 2026-05-31T08:00:00Z (token_expired)"))
+        let healthyAgain = try run(["check"], day: 101)
+        #expect(healthyAgain.status == 0)
+
+        for text in outputs { #expect(!text.contains(Self.token)) }
+        let db = try PostgresConnection(conninfo: databaseURL)
+        let dump = try db.query("SELECT string_agg(t::text, ' ') FROM (SELECT * FROM connections) t")[0].string(0) ?? ""
+        #expect(!dump.contains(Self.token) && !dump.contains(Data(Self.token.utf8).map { String(format: "%02x", $0) }.joined()))
+        let events = try db.query("SELECT string_agg(coalesce(cause, ''), ' ') FROM auth_events")[0].string(0) ?? ""
+        #expect(!events.contains(Self.token))
+    }
+
+    @Test func aRefusedConnectNamesWhatIsMissing() throws {
+        fake.addTokenEvent(.init(at: UTCTime.iso8601(Self.day0), kind: .revokePermission, permission: "pages_manage_ads"), token: Self.token)
+        let result = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 1, input: Self.token)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("missing permission: pages_manage_ads"))
+        #expect(result.stderr.contains("To fix:"))
+        #expect(!result.stderr.contains(Self.token))
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowGraph
+import LeadFlowHTTP
+import LeadFlowPostgres
+import LeadFlowStages
+import LeadFlowStore
+import LeadFlowTestSupport
+import Testing
+
+/// The 200-day story of one connection, with the real parts: Postgres, the Graph fake over
+/// libcurl, AES-GCM with a key file. Day 0 is 2026-01-05T09:00:00Z.
+@Suite struct ValidationStoryTests {
+    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
+    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static func iso(_ n: Double) -> String { UTCTime.iso8601(day(n)) }
+
+    static func scenario() -> GraphScenario {
+        var scenario = GraphScenario(
+            pages: [.init(id: "1001", name: "Acme Analytics", forms: [.init(id: "2001", name: "Webinar",
+                                                                             generate: .init(count: 50, start: "2026-01-05T10:00:00+0000"))])],
+            tokens: [
+                .init(token: "EAAB-story-user-one", pages: ["1001"], expiresAt: iso(90)),
+                .init(token: "EAAB-story-user-two", pages: ["1001"], expiresAt: iso(190),
+                      events: [.init(at: iso(130), kind: .revokePermission, permission: "leads_retrieval")]),
+                .init(token: "EAAB-story-user-three", pages: ["1001"], expiresAt: iso(230),
+                      events: [.init(at: iso(160), kind: .invalidate)]),
+                .init(token: "EAAB-story-user-four", pages: ["1001"], expiresAt: iso(260)),
+            ])
+        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
+        scenario.tokens[2].userID = "77"
+        scenario.tokens[3].userID = "77"
+        return scenario
+    }
+
+    struct World {
+        let fake: GraphFake
+        let store: ConnectionStore
+        let connector: Connector
+        let preflight: PreflightStage
+        let db: PostgresConnection
+        let home: URL
+    }
+
+    func world() throws -> World {
+        let db = try PostgresConnection(conninfo: try TestDatabase.create("story"))
+        try Migrator().migrate(db)
+        let scenario = Self.scenario()
+        let fake = try GraphFake(scenario: scenario, now: Self.day0)
+        let home = try Repository.temporaryFolder("story")
+        let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
+        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL),
+                                sleeper: RecordingSleeper())
+        let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
+        let store = ConnectionStore(db)
+        return World(fake: fake, store: store,
+                     connector: Connector(graph: graph, repository: store, sealer: vault, settings: settings),
+                     preflight: PreflightStage(graph: graph, repository: store, sealer: vault, settings: settings),
+                     db: db, home: home)
+    }
+
+    func check(_ world: World, at instant: Date) async throws -> PreflightStage.Result {
+        world.fake.now = instant
+        let results = try await world.preflight.checkAll(now: instant)
+        #expect(results.count == 1)
+        return results[0]
+    }
+
+    func connect(_ world: World, _ token: String, at instant: Date) async throws -> ConnectResult {
+        world.fake.now = instant
+        return try await world.connector.connect(.init(instance: "acme", pageID: "1001", label: "acme-main", token: AccessToken(token)),
+                                                 now: instant)
+    }
+
+    func reminderCount(_ world: World) throws -> Int {
+        try world.db.query("SELECT count(*) FROM reminders")[0].int(0) ?? -1
+    }
+
+    @Test func twoHundredDays() async throws {
+        let world = try world()
+
+        // Day 0: the Connector Authenticator (user 42) connects the Page.
+        let first = try await connect(world, "EAAB-story-user-one", at: Self.day(0))
+        #expect(!first.saved.reauthenticated)
+        #expect(first.authenticatorUserID == "42")
+        #expect(first.expiresAt == Self.day(90))
+        #expect(first.reminderAt == Self.day(75))
+
+        // Days 1–74: healthy, no reminder.
+        for n in 1...74 {
+            let result = try await check(world, at: Self.day(Double(n)))
+            #expect(result.outcome == .checked(.healthy), "day \(n)")
+        }
+        #expect(try reminderCount(world) == 0)
+        // One second before day 75 is still healthy; day 75 itself is due.
+        #expect(try await check(world, at: Self.day(75).addingTimeInterval(-1)).outcome == .checked(.healthy))
+        let due = try await check(world, at: Self.day(75))
+        #expect(due.outcome == .checked(.reminderDue))
+        #expect(due.wroteReminder)
+        for n in 76...89 {
+            let result = try await check(world, at: Self.day(Double(n)))
+            #expect(result.outcome == .checked(.reminderDue), "day \(n)")
+            #expect(!result.wroteReminder, "day \(n): one reminder per cycle")
+        }
+        #expect(try reminderCount(world) == 1)
+
+        // Day 90: the cycle ends at the exact expiry instant; no Graph call is made.
+        #expect(try await check(world, at: Self.day(90).addingTimeInterval(-1)).outcome == .checked(.reminderDue))
+        let requestsBefore = world.fake.requestLog.count
+        let expired = try await check(world, at: Self.day(90).addingTimeInterval(3 * 3600))
+        #expect(expired.outcome == .checked(.void(cause: .tokenExpired, detail: "the authentication cycle ended", since: Self.day(90))))
+        #expect(expired.openedVoidPeriod)
+        #expect(expired.token == nil, "nothing to extract with")
+        #expect(world.fake.requestLog.count == requestsBefore, "no request on a token known to be bad")
+        for n in 91...99 {
+            let result = try await check(world, at: Self.day(Double(n)))
+            #expect(!result.openedVoidPeriod, "day \(n): one open period, never two")
+        }
+        #expect(world.fake.requestLog.count == requestsBefore)
+
+        // Day 100: reauthentication closes the period at that instant.
+        let second = try await connect(world, "EAAB-story-user-two", at: Self.day(100))
+        #expect(second.saved.reauthenticated)
+        #expect(second.saved.closedVoidPeriod?.cause == .tokenExpired)
+        #expect(try await check(world, at: Self.day(101)).outcome == .checked(.healthy))
+
+        // Day 130: leads_retrieval revoked (at 09:00); the first failed check, at 14:00, opens the period.
+        #expect(try await check(world, at: Self.day(129)).outcome == .checked(.healthy))
+        let revoked = try await check(world, at: Self.day(130).addingTimeInterval(5 * 3600))
+        guard case .checked(.void(.permissionRevoked, let detail, let since)) = revoked.outcome else {
+            Issue.record("expected permission_revoked, got \(revoked.outcome)")
+            return
+        }
+        #expect(detail.contains("leads_retrieval"))
+        #expect(since == Self.day(130).addingTimeInterval(5 * 3600))
+
+        // Day 140: a different Facebook user (77) reauthenticates; the change is recorded.
+        let third = try await connect(world, "EAAB-story-user-three", at: Self.day(140))
+        #expect(third.saved.previousAuthenticator == "42")
+        #expect(third.authenticatorUserID == "77")
+
+        // Day 160: the user changed their password (190/460): token_invalidated.
+        let invalidated = try await check(world, at: Self.day(160).addingTimeInterval(4 * 3600))
+        guard case .checked(.void(.tokenInvalidated, _, let invalidSince)) = invalidated.outcome else {
+            Issue.record("expected token_invalidated, got \(invalidated.outcome)")
+            return
+        }
+        #expect(invalidSince == Self.day(160).addingTimeInterval(4 * 3600))
+
+        // Day 170: reauthenticated; day 200: healthy.
+        _ = try await connect(world, "EAAB-story-user-four", at: Self.day(170))
+        #expect(try await check(world, at: Self.day(200)).outcome == .checked(.healthy))
+
+        let record = try #require(try world.store.connection(label: "acme-main"))
+        let periods = try world.store.voidPeriods(connectionID: record.id)
+        #expect(periods.map(\.cause) == [.tokenExpired, .permissionRevoked, .tokenInvalidated])
+        #expect(periods.map(\.startedAt) == [Self.day(90), Self.day(130).addingTimeInterval(5 * 3600), Self.day(160).addingTimeInterval(4 * 3600)])
+        #expect(periods.map(\.endedAt) == [Self.day(100), Self.day(140), Self.day(170)])
+        let kinds = try world.store.authEvents(connectionID: record.id).map(\.kind).filter { $0 != "verified" }
+        #expect(kinds == ["authenticated", "expiring", "expired", "reauthenticated", "revoked", "reauthenticated",
+                          "authenticator_changed", "invalid", "reauthenticated"])
+        let verified = try world.store.authEvents(connectionID: record.id).filter { $0.kind == "verified" }.count
+        // One a calendar day while healthy or due: days 1–74, 75 (twice checked), 76–89,
+        // 90 (one second before the end), 101, 129 and 200.
+        #expect(verified == 74 + 1 + 14 + 1 + 3)
+        #expect(record.authenticatorUserID == "77")
+    }
+
+    @Test func tokensAreStoredSealedAndBoundToTheirConnection() async throws {
+        let world = try world()
+        _ = try await connect(world, "EAAB-story-user-one", at: Self.day(0))
+        // The raw bytes of every token column hold no trace of the token.
+        let raw = try world.db.query("SELECT encode(token_ciphertext, 'escape') || encode(coalesce(user_token_ciphertext, ''), 'escape') FROM connections")[0]
+        let text = try #require(try raw.string(0))
+        #expect(!text.contains("EAAB-story"))
+        #expect(!text.contains("story-user-one"))
+        let keyFile = world.home.appendingPathComponent("token.key")
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // A ciphertext moved to another connection's context does not open.
+        let record = try #require(try world.store.connection(label: "acme-main"))
+        let vault = try TokenVault.openOrCreate(keyFile: keyFile)
+        #expect(try vault.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID) == AccessToken("EAAB-story-user-one"))
+        #expect(throws: VaultError.self) {
+            try vault.open(record.tokenCiphertext, boundTo: ConnectionRecord.sealContext(instance: "other", pageID: "1001"), keyID: record.tokenKeyID)
+        }
+        // Another key (a replaced or tampered key file) is refused with a clear error.
+        let otherHome = try Repository.temporaryFolder("otherkey")
+        let other = try TokenVault.openOrCreate(keyFile: otherHome.appendingPathComponent("token.key"))
+        let mismatch = #expect(throws: VaultError.self) {
+            try other.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
+        }
+        #expect(mismatch?.kind == .keyMismatch)
+    }
+
+    @Test func aKeyFileOthersCanReadIsRefused() throws {
+        let home = try Repository.temporaryFolder("keymode")
+        let keyFile = home.appendingPathComponent("token.key")
+        _ = try TokenVault.openOrCreate(keyFile: keyFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile.path)
+        let error = #expect(throws: VaultError.self) { try TokenVault.openOrCreate(keyFile: keyFile) }
+        #expect(error?.description.contains("chmod 600") == true)
+    }
+
+    @Test func connectRefusesATokenWithoutLeadAccessAndSaysWhatToDo() async throws {
+        let world = try world()
+        world.fake.addTokenEvent(.init(at: Self.iso(0), kind: .loseLeadAccess), token: "EAAB-story-user-one")
+        let refusal = await #expect(throws: ConnectRefusal.self) {
+            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(1))
+        }
+        #expect(refusal?.description.contains("Leads Access Manager") == true)
+        #expect(try world.store.all().isEmpty, "nothing stored")
+    }
+
+    @Test func connectRefusesAMissingPermissionByName() async throws {
+        let world = try world()
+        world.fake.addTokenEvent(.init(at: Self.iso(0), kind: .revokePermission, permission: "ads_management"), token: "EAAB-story-user-one")
+        let refusal = await #expect(throws: ConnectRefusal.self) {
+            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(1))
+        }
+        #expect(refusal?.reason.contains("ads_management") == true)
+    }
+}
