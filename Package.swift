@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, as Debian ships them; headers found through pkg-config.
@@ -35,6 +36,11 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "LeadFlowArchive",
                 dependencies: ["CLibArchive", "LeadFlowCore"],
+                swiftSettings: strict),
+
+        // Pipeline files (YAML): the only importer of Yams.
+        .target(name: "LeadFlowPipelineFile",
+                dependencies: ["LeadFlowCore", .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
 
         // The schema (versioned migrations) and, later, the queries the stages need.
@@ -77,6 +83,8 @@ let package = Package(
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .testTarget(name: "LeadFlowPipelineFileTests",
+                    dependencies: ["LeadFlowPipelineFile", "LeadFlowCore", "LeadFlowTestSupport"], swiftSettings: strict),
         .testTarget(name: "LeadFlowStagesTests",
                     dependencies: ["LeadFlowStages", "LeadFlowGraph", "LeadFlowStore", "LeadFlowPostgres", "LeadFlowHTTP",
                                    "LeadFlowTestSupport", .product(name: "Logging", package: "swift-log")],

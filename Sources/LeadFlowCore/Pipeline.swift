@@ -1,0 +1,106 @@
+import Foundation
+
+/// A pipeline definition (`pipelines/*.yml`): how to read Graph, how to window, the token
+/// policy, where archives go, and how forms and questions map onto Integrate.
+public struct Pipeline: Sendable, Equatable {
+    public struct Graph: Sendable, Equatable {
+        public var baseURL = "https://graph.facebook.com"
+        public var apiVersion = "v25.0"
+        public var pageSize = 100
+        /// Forms read at once, and transfers in flight.
+        public var concurrency = 8
+        public var timeoutSeconds = 60
+    }
+
+    public struct Window: Sendable, Equatable {
+        /// Each run re-reads this much before the watermark (late-indexed leads, clock skew).
+        public var overlapMinutes = 10
+        /// The first run's lower bound; nil reads every lead Facebook still returns.
+        public var start: Date?
+    }
+
+    public struct Archive: Sendable, Equatable {
+        /// Relative to LEADFLOW_HOME unless absolute.
+        public var folder = "archives"
+        public var compression = "zstd"
+    }
+
+    /// Which Integrate source a form feeds: the first rule that matches wins.
+    public struct SourceRule: Sendable, Equatable {
+        public enum Match: Sendable, Equatable {
+            case formID(String)
+            /// A pattern with `*` as a wildcard, matched against the form's name.
+            case formName(String)
+            case pageID(String)
+        }
+        public var match: Match
+        public var source: String
+
+        public init(match: Match, source: String) {
+            self.match = match
+            self.source = source
+        }
+    }
+
+    public var name: String
+    public var graph = Graph()
+    public var window = Window()
+    public var validityDays = 90
+    public var reminderDay = 75
+    public var requiredPermissions = PreflightRules.defaultRequiredPermissions
+    public var archive = Archive()
+    /// Backfill a freshly reauthenticated connection during `run`.
+    public var automaticBackfill = true
+    public var sources: [SourceRule] = []
+    public var defaultSource: String?
+    /// Question key → schema field, on top of `LeadSchema.defaultFieldKeys`.
+    public var fieldMapping: [String: LeadField] = [:]
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    public var tokenPolicy: TokenPolicy { TokenPolicy(validityDays: validityDays, reminderDay: reminderDay) }
+
+    /// The Integrate source for a form, or nil when no rule and no default apply.
+    public func source(formID: String, formName: String, pageID: String) -> String? {
+        for rule in sources {
+            switch rule.match {
+            case .formID(let id) where id == formID: return rule.source
+            case .formName(let pattern) where Self.matches(formName, pattern: pattern): return rule.source
+            case .pageID(let id) where id == pageID: return rule.source
+            default: continue
+            }
+        }
+        return defaultSource
+    }
+
+    /// `*` matches any run of characters; everything else literally, case-insensitively.
+    static func matches(_ text: String, pattern: String) -> Bool {
+        let parts = pattern.lowercased().split(separator: "*", omittingEmptySubsequences: false).map(String.init)
+        var rest = Substring(text.lowercased())
+        for (index, part) in parts.enumerated() {
+            if index == 0 {
+                guard rest.hasPrefix(part) else { return false }
+                rest = rest.dropFirst(part.count)
+            } else if index == parts.count - 1 {
+                return part.isEmpty || rest.hasSuffix(part)
+            } else if let range = rest.range(of: part) {
+                rest = rest[range.upperBound...]
+            } else {
+                return false
+            }
+        }
+        return rest.isEmpty
+    }
+}
+
+/// The schema fields a question can feed (Integrate lead schema v1).
+public enum LeadField: String, Sendable, CaseIterable, Equatable {
+    case email, fullName = "full_name", firstName = "first_name", lastName = "last_name", company, jobTitle = "job_title"
+    case phone, country, state, city, postalCode = "postal_code"
+    /// Kept under its own key in `answers`.
+    case answers
+    /// Dropped.
+    case ignore
+}
