@@ -35,7 +35,7 @@ let package = Package(
                 dependencies: ["CLibPQ", "LeadFlowCore", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "LeadFlowArchive",
-                dependencies: ["CLibArchive", "LeadFlowCore"],
+                dependencies: ["CLibArchive", "LeadFlowCore", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: strict),
 
         // Pipeline files (YAML): the only importer of Yams.
@@ -57,7 +57,8 @@ let package = Package(
 
         // The stages (preflight, extract, …), written against the core's protocols.
         .target(name: "LeadFlowStages",
-                dependencies: ["LeadFlowCore", "LeadFlowGraph", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["LeadFlowCore", "LeadFlowGraph", .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // Test support: a loopback HTTP server, the Graph fake, fixtures, the test database.
@@ -69,6 +70,7 @@ let package = Package(
         .executableTarget(name: "leadflow",
                           dependencies: [
                               "LeadFlowCore", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowHTTP", "LeadFlowGraph", "LeadFlowStages",
+                              "LeadFlowArchive", "LeadFlowPipelineFile",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ],
@@ -86,7 +88,7 @@ let package = Package(
         .testTarget(name: "LeadFlowPipelineFileTests",
                     dependencies: ["LeadFlowPipelineFile", "LeadFlowCore", "LeadFlowTestSupport"], swiftSettings: strict),
         .testTarget(name: "LeadFlowStagesTests",
-                    dependencies: ["LeadFlowStages", "LeadFlowGraph", "LeadFlowStore", "LeadFlowPostgres", "LeadFlowHTTP",
+                    dependencies: ["LeadFlowStages", "LeadFlowGraph", "LeadFlowStore", "LeadFlowPostgres", "LeadFlowHTTP", "LeadFlowArchive",
                                    "LeadFlowTestSupport", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         .testTarget(name: "LeadFlowGraphTests",

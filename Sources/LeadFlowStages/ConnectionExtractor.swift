@@ -31,6 +31,7 @@ public struct ConnectionExtractor: Sendable {
         self.logger = logger
     }
 
+    /// Lists the Page's forms, then reads them all.
     /// - Parameter window: the window to read for each form (from its watermark).
     public func extract(pageID: String, token: AccessToken, window: @Sendable (GraphForm) -> LeadWindow,
                         sink: any LeadPageSink) async throws -> ExtractOutcome {
@@ -40,6 +41,12 @@ public struct ConnectionExtractor: Sendable {
         } catch let error as GraphError where error.voidCause != nil {
             return .void(cause: error.voidCause!, detail: error.causeDetail, error: error, forms: [], summaries: [:])
         }
+        return try await extract(forms: forms, token: token, window: window, sink: sink)
+    }
+
+    /// Reads the given forms' windows, several at once.
+    public func extract(forms: [GraphForm], token: AccessToken, window: @Sendable (GraphForm) -> LeadWindow,
+                        sink: any LeadPageSink) async throws -> ExtractOutcome {
         var summaries: [String: LeadStreamSummary] = [:]
         var failures: [String: String] = [:]
         var voidError: GraphError?

@@ -22,12 +22,13 @@ extension LeadFlow {
         )
 
         @OptionGroup var common: CommonOptions
+        @OptionGroup var pipelineOption: PipelineOption
 
         func run() async throws {
             common.bootstrapLogging()
             let results: [PreflightStage.Result]
             do {
-                let wiring = try Wiring()
+                let wiring = try Wiring(pipeline: try pipelineOption.load())
                 let stage = PreflightStage(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                            settings: try wiring.validationSettings())
                 results = try await stage.checkAll(now: wiring.now)

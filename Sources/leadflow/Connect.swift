@@ -29,6 +29,7 @@ extension LeadFlow {
         )
 
         @OptionGroup var common: CommonOptions
+        @OptionGroup var pipelineOption: PipelineOption
 
         @Option(help: "The Integrate instance the Page feeds.")
         var instance: String
@@ -59,7 +60,7 @@ extension LeadFlow {
             common.bootstrapLogging()
             do {
                 let token = try Self.readToken()
-                let wiring = try Wiring()
+                let wiring = try Wiring(pipeline: try pipelineOption.load())
                 let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                           settings: try wiring.validationSettings())
                 let result = try await connector.connect(.init(instance: instance, pageID: page, label: name, token: token),

@@ -39,15 +39,16 @@ struct Environment {
     /// The AES key that seals stored tokens.
     var keyFile: URL { value("LEADFLOW_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent("token.key") }
 
-    func graphURL() throws -> String {
-        let url = value("LEADFLOW_GRAPH_URL") ?? "https://graph.facebook.com"
+    /// `LEADFLOW_GRAPH_URL`, else the pipeline's base URL.
+    func graphURL(default fallback: String = "https://graph.facebook.com") throws -> String {
+        let url = value("LEADFLOW_GRAPH_URL") ?? fallback
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw ConfigurationError(key: "LEADFLOW_GRAPH_URL", message: "must start with http:// or https://")
         }
         return url
     }
 
-    var graphVersion: String { value("LEADFLOW_GRAPH_VERSION") ?? "v25.0" }
+    var graphVersion: String? { value("LEADFLOW_GRAPH_VERSION") }
 
     var appID: String? { value("LEADFLOW_APP_ID") }
 

@@ -14,8 +14,8 @@ struct LeadFlow: AsyncParsableCommand {
               DATABASE_URL              libpq conninfo or URI of the Postgres to use (required for now)
               LEADFLOW_HOME             archives and the token key file (default .leadflow)
               LEADFLOW_KEY_FILE         the AES key that seals stored tokens (default $LEADFLOW_HOME/token.key)
-              LEADFLOW_GRAPH_URL        Graph API base URL (default https://graph.facebook.com)
-              LEADFLOW_GRAPH_VERSION    Graph API version (default v25.0)
+              LEADFLOW_GRAPH_URL        Graph API base URL (overrides the pipeline's graph.base_url)
+              LEADFLOW_GRAPH_VERSION    Graph API version (overrides the pipeline's graph.api_version)
               LEADFLOW_APP_ID           the Facebook app's id
               LEADFLOW_APP_SECRET       its secret (or LEADFLOW_APP_SECRET_FILE, a file holding it)
               LEADFLOW_NOW              an ISO 8601 instant that replaces the clock (tests, demos)
@@ -26,7 +26,7 @@ struct LeadFlow: AsyncParsableCommand {
               64  bad input or configuration
               1   any other failure
             """,
-        subcommands: [Migrate.self, Connect.self, Check.self, Status.self, Reminders.self]
+        subcommands: [Migrate.self, Connect.self, Check.self, Run.self, Status.self, Reminders.self]
     )
 }
 

@@ -20,6 +20,7 @@ extension LeadFlow {
         )
 
         @OptionGroup var common: CommonOptions
+        @OptionGroup var pipelineOption: PipelineOption
 
         @Flag(help: "Print JSON on stdout instead of a table.")
         var json = false
@@ -33,7 +34,7 @@ extension LeadFlow {
             common.bootstrapLogging()
             let reminders: [Reminder]
             do {
-                let wiring = try Wiring()
+                let wiring = try Wiring(pipeline: try pipelineOption.load())
                 let store = wiring.connections
                 let policy = try wiring.validationSettings().policy
                 for record in try store.all() {

@@ -19,6 +19,7 @@ extension LeadFlow {
         )
 
         @OptionGroup var common: CommonOptions
+        @OptionGroup var pipelineOption: PipelineOption
 
         @Flag(help: "Print JSON on stdout instead of a table.")
         var json = false
@@ -43,7 +44,7 @@ extension LeadFlow {
             common.bootstrapLogging()
             let rows: [Row]
             do {
-                let wiring = try Wiring()
+                let wiring = try Wiring(pipeline: try pipelineOption.load())
                 let policy = try wiring.validationSettings().policy
                 let loaded = try Self.leadCounts(wiring.database)
                 rows = try wiring.connections.all().map { record in

@@ -14,9 +14,12 @@ struct Wiring {
     let now: Date
     let database: PostgresConnection
     let logger: Logger
+    let pipeline: Pipeline
 
-    init(environment: Environment = Environment(), logger: Logger = Logger(label: "leadflow")) throws {
+    init(environment: Environment = Environment(), pipeline: Pipeline = Pipeline(name: "built-in defaults"),
+         logger: Logger = Logger(label: "leadflow")) throws {
         self.environment = environment
+        self.pipeline = pipeline
         self.logger = logger
         now = try environment.now()
         database = try PostgresConnection(conninfo: try environment.databaseURL(), logger: logger)
@@ -30,15 +33,18 @@ struct Wiring {
     func vault() throws -> TokenVault { try TokenVault.openOrCreate(keyFile: environment.keyFile) }
 
     func graph() throws -> GraphClient {
-        let transport = try CurlHTTPClient(logger: logger)
+        let transport = try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: pipeline.graph.concurrency), logger: logger)
         return GraphClient(transport: transport,
-                           configuration: .init(baseURL: try environment.graphURL(), apiVersion: environment.graphVersion,
-                                                appSecret: try environment.appSecret()),
+                           configuration: .init(baseURL: try environment.graphURL(default: pipeline.graph.baseURL),
+                                                apiVersion: environment.graphVersion ?? pipeline.graph.apiVersion,
+                                                pageSize: pipeline.graph.pageSize, appSecret: try environment.appSecret(),
+                                                requestTimeout: .seconds(pipeline.graph.timeoutSeconds)),
                            logger: logger)
     }
 
     func validationSettings() throws -> ValidationSettings {
-        ValidationSettings(appID: environment.appID, appSecret: try environment.appSecret())
+        ValidationSettings(appID: environment.appID, appSecret: try environment.appSecret(),
+                           requiredPermissions: pipeline.requiredPermissions, policy: pipeline.tokenPolicy)
     }
 }
 

@@ -1,0 +1,82 @@
+import Crypto
+import Foundation
+import LeadFlowCore
+
+/// A run's raw pages as one tar archive (zstd by default) under LEADFLOW_HOME, with a
+/// `manifest.json`; published atomically and verified by reading it back.
+public struct TarArchiver: RawArchiver {
+    let home: URL
+    let compression: ArchiveCompression
+
+    public init(home: URL, compression: ArchiveCompression) {
+        self.home = home
+        self.compression = compression
+    }
+
+    public func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {
+        let url = home.appendingPathComponent(relativePath)
+        let writer = try ArchiveWriter(publishingTo: url, compression: compression)
+        for member in members { try writer.addFile(named: member.name, contentsOf: member.file) }
+        try writer.addFile(named: "manifest.json", contents: manifest)
+        try writer.publish()
+        let verified = try ArchiveVerifier.verify(url)
+        return ArchivedRun(path: relativePath, sha256: try ArchiveVerifier.sha256(of: url),
+                           bytes: Int64((try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0),
+                           members: verified)
+    }
+}
+
+/// Checks an archive end to end: every member readable, and every hash the manifest
+/// lists matching the member's bytes.
+public enum ArchiveVerifier {
+    public struct Mismatch: LeadFlowError, Equatable {
+        public let path: String
+        public let detail: String
+        public var code: String { "archive.manifest_mismatch" }
+        public var disposition: Disposition { .fatal }
+        public var description: String { "\(code): \(path): \(detail)" }
+    }
+
+    /// Returns the number of members (the manifest included).
+    @discardableResult
+    public static func verify(_ url: URL) throws -> Int {
+        let reader = try ArchiveReader(url: url)
+        var hashes: [String: String] = [:]
+        var manifest: Data?
+        var count = 0
+        while let entry = try reader.nextEntry() {
+            count += 1
+            guard entry.kind == .file else {
+                throw Mismatch(path: url.path, detail: "member \(entry.name) is not a regular file")
+            }
+            var hasher = SHA256()
+            var data = Data()
+            let isManifest = entry.name == "manifest.json"
+            try reader.readData { chunk in
+                hasher.update(bufferPointer: chunk)
+                if isManifest { data.append(contentsOf: chunk) }
+            }
+            if isManifest { manifest = data } else { hashes[entry.name] = hex(hasher.finalize()) }
+        }
+        guard let manifest,
+              let object = try JSONSerialization.jsonObject(with: manifest) as? [String: Any],
+              let listed = object["members"] as? [String: String] else {
+            throw Mismatch(path: url.path, detail: "no readable manifest.json")
+        }
+        guard listed == hashes else {
+            let wrong = Set(listed.keys).symmetricDifference(hashes.keys).union(listed.keys.filter { hashes[$0] != nil && hashes[$0] != listed[$0] })
+            throw Mismatch(path: url.path, detail: "members differ from the manifest: \(wrong.sorted().prefix(5).joined(separator: ", "))")
+        }
+        return count
+    }
+
+    public static func sha256(of url: URL) throws -> String {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hex(hasher.finalize())
+    }
+
+    static func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Counts of one load, per form window or summed for a run.
+public struct LoadCounts: Sendable, Equatable {
+    public var inserted = 0
+    public var updated = 0
+    public var unchanged = 0
+    public var rejected = 0
+    /// Leads of erased people, kept out.
+    public var erased = 0
+
+    public init() {}
+
+    public static func + (a: LoadCounts, b: LoadCounts) -> LoadCounts {
+        var sum = a
+        sum.inserted += b.inserted
+        sum.updated += b.updated
+        sum.unchanged += b.unchanged
+        sum.rejected += b.rejected
+        sum.erased += b.erased
+        return sum
+    }
+}
+
+/// A published, verified archive of a run's raw pages for one connection.
+public struct ArchivedRun: Sendable, Equatable {
+    /// Relative to LEADFLOW_HOME.
+    public let path: String
+    public let sha256: String
+    public let bytes: Int64
+    public let members: Int
+
+    public init(path: String, sha256: String, bytes: Int64, members: Int) {
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = bytes
+        self.members = members
+    }
+}
+
+/// Writes the raw pages of one connection's run into one archive, durably, and verifies it.
+public protocol RawArchiver: Sendable {
+    /// - Parameters:
+    ///   - members: archive member name → the spooled file holding it.
+    ///   - manifest: the `manifest.json` bytes (written last, hashes of every other member).
+    func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun
+}
+
+/// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
+public protocol LeadRepository {
+    func startRun(kind: String, pipeline: String, host: String, startedAt: Date, upperBound: Date) throws -> Int64
+    func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws
+    /// Takes the connection for this process (a second run at once gets false and skips it).
+    func tryLockConnection(_ connectionID: Int64) throws -> Bool
+    func unlockConnection(_ connectionID: Int64) throws
+    func watermark(connectionID: Int64, formID: String) throws -> Date?
+    func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws
+    func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64
+    /// One transaction: the window's leads (upserted), its rejections, and the watermark.
+    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, newWatermark: () -> Date?, at: Date,
+                    leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
+}

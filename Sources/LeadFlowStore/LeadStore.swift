@@ -1,0 +1,183 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+
+/// Runs, forms, watermarks, archives and leads in Postgres.
+public struct LeadStore: LeadRepository {
+    let db: PostgresConnection
+
+    public init(_ db: PostgresConnection) {
+        self.db = db
+    }
+
+    /// Advisory lock space for connections (the other key is the connection id).
+    static let connectionLockSpace: Int32 = 0x4C46
+
+    public func startRun(kind: String, pipeline: String, host: String, startedAt: Date, upperBound: Date) throws -> Int64 {
+        Int64(try db.query("""
+            INSERT INTO runs (kind, pipeline, host, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5) RETURNING id
+            """, [kind, pipeline, host, startedAt, upperBound], label: "start run")[0].int(0)!)
+    }
+
+    public func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
+        try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
+                     [runID, status, json, at], label: "finish run")
+    }
+
+    public func tryLockConnection(_ connectionID: Int64) throws -> Bool {
+        try db.query("SELECT pg_try_advisory_lock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)],
+                     label: "lock connection")[0].bool(0) ?? false
+    }
+
+    public func unlockConnection(_ connectionID: Int64) throws {
+        try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)], label: "unlock connection")
+    }
+
+    public func watermark(connectionID: Int64, formID: String) throws -> Date? {
+        let rows = try db.query("SELECT high_water FROM watermarks WHERE connection_id = $1 AND form_id = $2",
+                                [connectionID, formID], label: "read watermark")
+        return rows.count == 1 ? try rows[0].date(0) : nil
+    }
+
+    public func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws {
+        try db.transaction { db in
+            for form in forms {
+                try db.query("""
+                    INSERT INTO forms (connection_id, form_id, name, status, locale, created_time, first_seen_run_id, last_seen_run_id)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                    ON CONFLICT (connection_id, form_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
+                        locale = EXCLUDED.locale, last_seen_run_id = EXCLUDED.last_seen_run_id
+                    """, [connectionID, form.id, form.name, Self.formStatus(form.status), form.locale,
+                          form.createdTime.flatMap(UTCTime.parse), runID], label: "save form")
+                try db.query("""
+                    INSERT INTO form_snapshots (run_id, connection_id, form_id, taken_at, leads_count, organic_leads_count, expired_leads_count)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, connection_id, form_id) DO NOTHING
+                    """, [runID, connectionID, form.id, at, form.leadsCount ?? 0, form.organicLeadsCount ?? 0, form.expiredLeadsCount ?? 0],
+                    label: "snapshot form")
+            }
+        }
+    }
+
+    /// Graph's statuses as the schema knows them; anything new is kept as ACTIVE rather than lost.
+    static func formStatus(_ status: String) -> String {
+        ["ACTIVE", "ARCHIVED", "DELETED", "DRAFT"].contains(status) ? status : "ACTIVE"
+    }
+
+    public func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64 {
+        Int64(try db.query("""
+            INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id
+            """, [runID, connectionID, archive.path, archive.sha256, archive.bytes, archive.members, windowFrom, windowTo, at],
+            label: "save archive")[0].int(0)!)
+    }
+
+    static let stagedColumns = ["lead_id", "instance", "connection_id", "page_id", "form_id", "form_name", "source_id", "ad_id",
+                                "adset_id", "campaign_id", "is_organic", "platform", "created_at", "email", "first_name", "last_name",
+                                "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
+                                "raw_sha256"]
+
+    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, newWatermark: () -> Date?, at: Date,
+                           leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
+        try db.transaction { db in
+            var counts = LoadCounts()
+            var rejections: [(LeadRejection, String)] = []
+            try db.execute(raw: RawSQL(label: "staging table", """
+                CREATE TEMP TABLE lead_stage (LIKE leads INCLUDING DEFAULTS) ON COMMIT DROP;
+                ALTER TABLE lead_stage ALTER COLUMN archive_id DROP NOT NULL, ALTER COLUMN first_run_id DROP NOT NULL,
+                    ALTER COLUMN last_run_id DROP NOT NULL, ALTER COLUMN loaded_at DROP NOT NULL, ALTER COLUMN updated_at DROP NOT NULL
+                """))
+            let columns = Self.stagedColumns.joined(separator: ", ")
+            try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
+                try produce({ lead, rawSHA in
+                    Self.write(lead, rawSHA: rawSHA, to: &writer)
+                    try writer.endRow()
+                }, { rejection, rawSHA in rejections.append((rejection, rawSHA)) })
+            }
+            let staged = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
+            let assignments = Self.stagedColumns.filter { $0 != "lead_id" }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+            let compared = Self.stagedColumns.filter { $0 != "lead_id" }
+            let result = try db.query("""
+                WITH upserted AS (
+                    INSERT INTO leads AS l (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at)
+                    SELECT DISTINCT ON (s.lead_id) \(Self.stagedColumns.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
+                    FROM lead_stage s
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM erasures e
+                        WHERE (e.subject_kind = 'lead_id' AND e.subject_hash = encode(sha256(convert_to(s.lead_id, 'UTF8')), 'hex'))
+                           OR (e.subject_kind = 'email' AND s.email IS NOT NULL
+                               AND e.subject_hash = encode(sha256(convert_to(s.email, 'UTF8')), 'hex')))
+                    ORDER BY s.lead_id
+                    ON CONFLICT (lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
+                        last_run_id = EXCLUDED.last_run_id, updated_at = EXCLUDED.updated_at
+                    WHERE (\(compared.map { "l.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ")))
+                    RETURNING (xmax = 0) AS inserted
+                )
+                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
+                       (SELECT count(DISTINCT s.lead_id) FROM lead_stage s WHERE EXISTS (
+                           SELECT 1 FROM erasures e
+                           WHERE (e.subject_kind = 'lead_id' AND e.subject_hash = encode(sha256(convert_to(s.lead_id, 'UTF8')), 'hex'))
+                              OR (e.subject_kind = 'email' AND s.email IS NOT NULL
+                                  AND e.subject_hash = encode(sha256(convert_to(s.email, 'UTF8')), 'hex'))))
+                FROM upserted
+                """, [archiveID, runID, at], label: "upsert leads")[0]
+            counts.inserted = try result.int(0) ?? 0
+            counts.updated = try result.int(1) ?? 0
+            counts.erased = try result.int(2) ?? 0
+            counts.unchanged = staged - counts.inserted - counts.updated - counts.erased
+            for (rejection, rawSHA) in rejections {
+                try db.query("""
+                    INSERT INTO lead_rejections (run_id, connection_id, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    """, [runID, connectionID, formID, rejection.leadID, rejection.createdAt, rejection.reasons, rawSHA, archiveID, at],
+                    label: "record rejection")
+            }
+            counts.rejected = rejections.count
+            if let newWatermark = newWatermark() {
+                // Forward only, and in the same transaction as the rows it covers.
+                try db.query("""
+                    INSERT INTO watermarks (connection_id, form_id, high_water, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (connection_id, form_id) DO UPDATE
+                        SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water), run_id = EXCLUDED.run_id,
+                            updated_at = EXCLUDED.updated_at
+                    """, [connectionID, formID, newWatermark, runID, at], label: "move watermark")
+            }
+            return counts
+        }
+    }
+
+    private static func write(_ lead: IntegrateLead, rawSHA: String, to writer: inout PostgresCopyWriter) {
+        writer.append(lead.leadID)
+        writer.append(lead.instance)
+        writer.append(String(lead.connectionID))
+        writer.append(lead.pageID)
+        writer.append(lead.formID)
+        writer.append(lead.formName)
+        writer.append(lead.sourceID)
+        writer.append(lead.adID)
+        writer.append(lead.adsetID)
+        writer.append(lead.campaignID)
+        writer.append(lead.isOrganic)
+        writer.append(lead.platform)
+        writer.append(lead.createdAt)
+        writer.append(lead.email)
+        writer.append(lead.firstName)
+        writer.append(lead.lastName)
+        writer.append(lead.company)
+        writer.append(lead.jobTitle)
+        writer.append(lead.phone)
+        writer.append(lead.country)
+        writer.append(lead.state)
+        writer.append(lead.city)
+        writer.append(lead.postalCode)
+        writer.append(json(lead.consents))
+        writer.append(json(lead.answers))
+        writer.append(rawSHA)
+    }
+
+    private static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}

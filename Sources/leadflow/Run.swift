@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import LeadFlowArchive
+import LeadFlowCore
+import LeadFlowPipelineFile
+import LeadFlowStages
+import LeadFlowStore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--pipeline`, shared by the commands that run stages.
+struct PipelineOption: ParsableArguments {
+    static let defaultPath = "pipelines/facebook-leads.yml"
+
+    @Option(name: .customLong("pipeline"), help: "The pipeline file (default \(PipelineOption.defaultPath); built-in defaults when that file is absent).")
+    var path: String?
+
+    func load() throws -> Pipeline {
+        if let path { return try PipelineFile.load(URL(fileURLWithPath: path)) }
+        guard FileManager.default.fileExists(atPath: Self.defaultPath) else { return Pipeline(name: "built-in defaults") }
+        return try PipelineFile.load(URL(fileURLWithPath: Self.defaultPath))
+    }
+}
+
+extension LeadFlow {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The scheduled batch: every connection, all stages.",
+            discussion: """
+                For each connection: preflight (token age, debug_token, permissions, lead access),
+                extract every form's window [watermark − overlap, now), archive the raw pages
+                (tar + zstd, verified) before loading, transform into the Integrate lead schema,
+                and load (COPY into staging, upsert by lead id, watermark in the same transaction).
+                A void connection is skipped and its void period opened; a rerun never duplicates
+                a lead. Start it from cron, a systemd timer or a Kubernetes CronJob (README).
+
+                Exit codes: 0 all connections healthy and loaded; 2 finished, but a connection is
+                void or leads were rejected; 64 bad input or configuration; 1 any other failure.
+
+                Example:
+                  leadflow run --pipeline pipelines/facebook-leads.yml
+                """
+        )
+
+        @OptionGroup var common: CommonOptions
+        @OptionGroup var pipelineOption: PipelineOption
+
+        func run() async throws {
+            common.bootstrapLogging()
+            let summary: RunStage.Summary
+            do {
+                let pipeline = try pipelineOption.load()
+                let wiring = try Wiring(pipeline: pipeline)
+                let compression = ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd
+                let stage = RunStage(graph: try wiring.graph(), connections: wiring.connections, leads: LeadStore(wiring.database),
+                                     archiver: TarArchiver(home: wiring.environment.home, compression: compression),
+                                     sealer: try wiring.vault(), pipeline: pipeline, settings: try wiring.validationSettings(),
+                                     spoolRoot: wiring.environment.home.appendingPathComponent("spool"))
+                let onTerminal = isatty(STDERR_FILENO) == 1
+                let logger = Logger(label: "leadflow.run")
+                summary = try await stage.run(now: wiring.now) { step in
+                    if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
+                }
+            } catch {
+                throw ExitStatus.report(error)
+            }
+            printErr("run \(summary.runID):\n" + renderTable(
+                ["connection", "state", "pages", "new", "updated", "unchanged", "rejected"],
+                summary.connections.map { connection in
+                    let state: String
+                    switch connection.state {
+                    case .loaded: state = "loaded"
+                    case .void(let cause): state = "void (\(cause.rawValue))"
+                    case .skipped(let reason): state = "skipped: \(reason)"
+                    case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
+                    }
+                    let c = connection.counts
+                    return [connection.label, state, String(connection.pages), String(c.inserted), String(c.updated), String(c.unchanged), String(c.rejected)]
+                }))
+            if summary.hasGaps { throw ExitStatus.finishedWithGaps }
+            if summary.connections.contains(where: { if case .loaded = $0.state { return false } else { return true } }) {
+                throw ExitStatus.failure
+            }
+        }
+    }
+}
