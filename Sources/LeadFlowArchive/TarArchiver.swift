@@ -35,6 +35,11 @@ public enum ArchiveVerifier {
         public var code: String { "archive.manifest_mismatch" }
         public var disposition: Disposition { .fatal }
         public var description: String { "\(code): \(path): \(detail)" }
+
+        public init(path: String, detail: String) {
+            self.path = path
+            self.detail = detail
+        }
     }
 
     /// Returns the number of members (the manifest included).

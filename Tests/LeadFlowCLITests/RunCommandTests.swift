@@ -1,0 +1,158 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// `leadflow run` and `leadflow archive` as a scheduler runs them, including SIGKILL at
+/// random instants: a rerun always ends with every lead loaded exactly once.
+@Suite(.serialized) struct RunCommandTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
+
+    let fake: GraphFake
+    let databaseURL: String
+    let home: URL
+
+    init() throws {
+        var pages: [GraphScenario.Page] = []
+        var tokens: [GraphScenario.Token] = []
+        for pageID in ["1001", "1002"] {
+            pages.append(.init(id: pageID, name: "Page \(pageID)", forms: (0..<3).map { f in
+                .init(id: "\(pageID)\(f)", name: "Form \(f)", generate: .init(count: 1_000, start: "2026-10-01T00:00:00+0000", spacingSeconds: 300))
+            }))
+            var token = GraphScenario.Token(token: "EAAB-kill-token-\(pageID)", pages: [pageID])
+            token.type = "USER"
+            tokens.append(token)
+        }
+        var scenario = GraphScenario(pages: pages, tokens: tokens)
+        scenario.latencyMilliseconds = 3
+        fake = try GraphFake(scenario: scenario, now: Self.now)
+        databaseURL = try TestDatabase.create("runcmd")
+        home = try Repository.temporaryFolder("runcmd")
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
+        env["LEADFLOW_APP_ID"] = "1234567890"
+        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now)
+        return env
+    }
+
+    func leadflow(_ arguments: [String], input: String? = nil) throws -> ProcessResult {
+        try runProgram(Self.binary, arguments, environment: environment, input: input.map { Data($0.utf8) })
+    }
+
+    func connectBoth() throws {
+        for page in ["1001", "1002"] {
+            let result = try leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+                                      input: "EAAB-kill-token-\(page)\n")
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+    }
+
+    /// The leads table equals the fake's leads, with no duplicate.
+    func expectExactlyTheFakesLeads() throws {
+        let db = try PostgresConnection(conninfo: databaseURL)
+        let ids = Set(try db.query("SELECT lead_id FROM leads").all.map { try $0.string(0)! })
+        #expect(ids == Set(fake.allVisibleLeads().filter { $0.createdAt! < Self.now }.map(\.id)))
+        #expect(try db.query("SELECT count(*) = count(DISTINCT lead_id) FROM leads")[0].bool(0) == true)
+        #expect(try db.query("SELECT count(*) FROM leads l LEFT JOIN archives a ON a.id = l.archive_id WHERE a.id IS NULL")[0].int(0) == 0)
+    }
+
+    @Test func aRunLoadsArchivesAndAnswersTheScheduler() throws {
+        try connectBoth()
+        let run = try leadflow(["run"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("acme-1001"))
+        #expect(run.stderr.contains("loaded"))
+        try expectExactlyTheFakesLeads()
+
+        let list = try leadflow(["archive", "list"])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("archives/acme/1001/run-1.tar.zst"))
+        let verify = try leadflow(["archive", "verify", "--all"])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stderr.components(separatedBy: "ok ").count == 3)
+
+        let archive = home.appendingPathComponent("archives/acme/1001/run-1.tar.zst")
+        let target = home.appendingPathComponent("extracted")
+        let extract = try leadflow(["archive", "extract", archive.path, "--to", target.path])
+        #expect(extract.status == 0, "\(extract.stderr)")
+        #expect(FileManager.default.fileExists(atPath: target.appendingPathComponent("manifest.json").path))
+
+        // A corrupted archive fails verification, with exit 1.
+        var bytes = try Data(contentsOf: archive)
+        bytes[bytes.count / 3] ^= 0x55
+        try bytes.write(to: archive)
+        let broken = try leadflow(["archive", "verify", "--all"])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains("FAILED"))
+    }
+
+    @Test(arguments: ["dotdot", "absolute", "symlink"])
+    func aHostileArchiveIsRefusedWholeOnExtract(kind: String) throws {
+        let work = try Repository.temporaryFolder("hostile")
+        let evil = work.appendingPathComponent("evil.tar")
+        try Data("x".utf8).write(to: work.appendingPathComponent("x"))
+        let made: ProcessResult
+        switch kind {
+        case "dotdot": made = try runProgram("tar", ["-cPf", evil.path, "--transform", "s,^,../,", "x"], in: work)
+        case "absolute": made = try runProgram("tar", ["-cPf", evil.path, work.appendingPathComponent("x").path])
+        default:
+            try FileManager.default.createSymbolicLink(atPath: work.appendingPathComponent("link").path, withDestinationPath: "/etc/passwd")
+            made = try runProgram("tar", ["-cf", evil.path, "x", "link"], in: work)
+        }
+        #expect(made.status == 0, "\(made.stderr)")
+        let target = work.appendingPathComponent("out")
+        let result = try leadflow(["archive", "extract", evil.path, "--to", target.path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("refused"))
+        #expect(!FileManager.default.fileExists(atPath: target.appendingPathComponent("x").path), "nothing written")
+    }
+
+    @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() throws {
+        try connectBoth()
+        // How long an uninterrupted run takes here, to spread the kills over it.
+        let probeDB = try TestDatabase.create("probe")
+        var probeEnv = environment
+        probeEnv["DATABASE_URL"] = probeDB
+        probeEnv["LEADFLOW_HOME"] = try Repository.temporaryFolder("probe").path
+        for page in ["1001", "1002"] {
+            _ = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+                               environment: probeEnv, input: Data("EAAB-kill-token-\(page)\n".utf8))
+        }
+        let started = Date()
+        _ = try runProgram(Self.binary, ["run"], environment: probeEnv)
+        let duration = Date().timeIntervalSince(started)
+
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = ["run"]
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: Double.random(in: 0.05...max(0.1, duration), using: &generator))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let final = try leadflow(["run"])
+        #expect(final.status == 0, "\(final.stderr)")
+        try expectExactlyTheFakesLeads()
+        // No partial archive under a final name: every archive file verifies.
+        let archives = try FileManager.default.subpathsOfDirectory(atPath: home.appendingPathComponent("archives").path)
+            .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
+        #expect(!archives.isEmpty)
+        for path in archives {
+            let verify = try leadflow(["archive", "verify", home.appendingPathComponent("archives/\(path)").path])
+            #expect(verify.status == 0, "\(path): \(verify.stderr)")
+        }
+    }
+}
