@@ -22,17 +22,27 @@ final class CountingSink: LeadPageSink, @unchecked Sendable {
     }
 }
 
-func runExtractBenchmark(totalLeads: Int) async throws {
+/// 10 Pages × 5 forms sharing `totalLeads`, one token per Page.
+func benchScenario(totalLeads: Int, tokenPrefix: String) -> GraphScenario {
     let pages = 10, formsPerPage = 5
     let perForm = totalLeads / (pages * formsPerPage)
     var scenario = GraphScenario()
     for p in 0..<pages {
         let pageID = String(1001 + p)
         scenario.pages.append(.init(id: pageID, name: "Page \(p)", forms: (0..<formsPerPage).map { f in
-            .init(id: "\(pageID)\(f)", name: "Form \(f)", generate: .init(count: perForm, start: "2026-01-01T00:00:00+0000"))
+            .init(id: "\(pageID)\(f)", name: "Form \(f)", generate: .init(count: perForm, start: "2026-01-01T00:00:00+0000", spacingSeconds: 20))
         }))
-        scenario.tokens.append(.init(token: "bench-token-\(pageID)", pages: [pageID]))
+        var token = GraphScenario.Token(token: "\(tokenPrefix)\(pageID)", pages: [pageID])
+        token.type = "USER"
+        scenario.tokens.append(token)
     }
+    return scenario
+}
+
+func runExtractBenchmark(totalLeads: Int) async throws {
+    let pages = 10, formsPerPage = 5
+    let perForm = totalLeads / (pages * formsPerPage)
+    let scenario = benchScenario(totalLeads: totalLeads, tokenPrefix: "bench-token-")
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("leadflow-bench-extract-\(getpid())")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }

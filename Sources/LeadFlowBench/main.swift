@@ -8,10 +8,14 @@ switch arguments.first {
 case "copy":
     try runCopyBenchmark(rowCount: arguments.count > 1 ? Int(arguments[1]) ?? 500_000 : 500_000,
                          rounds: arguments.count > 2 ? Int(arguments[2]) ?? 3 : 3)
+case "scenario":
+    // The run benchmark's scenario: 10 Pages × 5 forms, tokens EAAB-bench-<page>.
+    let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
+    FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-")))
 case "extract":
     try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads]\n".utf8))
+    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads]\n".utf8))
     exit(64)
 }
 

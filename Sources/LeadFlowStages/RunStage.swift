@@ -48,9 +48,18 @@ public struct RunStage {
         public let pages: Int
     }
 
+    /// Seconds spent in each stage, summed over connections.
+    public struct Timings: Sendable, Equatable {
+        public var preflight: Double = 0
+        public var extract: Double = 0
+        public var archive: Double = 0
+        public var load: Double = 0
+    }
+
     public struct Summary: Sendable, Equatable {
         public let runID: Int64
         public let connections: [ConnectionSummary]
+        public let timings: Timings
 
         /// Exit 2 material: a void connection or a rejected lead.
         public var hasGaps: Bool {
@@ -61,11 +70,14 @@ public struct RunStage {
     public func run(now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
         let runID = try leads.startRun(kind: "scheduled", pipeline: pipeline.name, host: host, startedAt: now, upperBound: now)
         var summaries: [ConnectionSummary] = []
+        var timings = Timings()
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         do {
             for record in try connections.all() {
                 progress("\(record.label): checking the token")
+                let preflightStart = ContinuousClock.now
                 let checked = try await preflight.check(record, now: now)
+                timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
                 switch checked.outcome {
                 case .checked(.void(let cause, _, _)):
                     summaries.append(.init(label: record.label, state: .void(cause), counts: LoadCounts(), pages: 0))
@@ -83,7 +95,7 @@ public struct RunStage {
                     continue
                 }
                 defer { try? leads.unlockConnection(record.id) }
-                summaries.append(try await process(record, token: token, runID: runID, now: now, progress: progress))
+                summaries.append(try await process(record, token: token, runID: runID, now: now, timings: &timings, progress: progress))
             }
         } catch {
             let total = summaries.reduce(LoadCounts()) { $0 + $1.counts }
@@ -93,7 +105,7 @@ public struct RunStage {
         let total = summaries.reduce(LoadCounts()) { $0 + $1.counts }
         let clean = summaries.allSatisfy { $0.state == .loaded }
         try leads.finishRun(runID, status: clean ? "succeeded" : "partial", counters: Self.counters(total), at: now)
-        return Summary(runID: runID, connections: summaries)
+        return Summary(runID: runID, connections: summaries, timings: timings)
     }
 
     static func counters(_ counts: LoadCounts) -> [String: Int] {
@@ -101,8 +113,14 @@ public struct RunStage {
     }
 
     /// One healthy connection: extract every form's window, archive the raw pages, load.
-    private func process(_ record: ConnectionRecord, token: AccessToken, runID: Int64, now: Date,
+    private func process(_ record: ConnectionRecord, token: AccessToken, runID: Int64, now: Date, timings: inout Timings,
                          progress: (String) -> Void) async throws -> ConnectionSummary {
+        var clock = ContinuousClock.now
+        func lap() -> Double {
+            let elapsed = (ContinuousClock.now - clock).timeInterval
+            clock = ContinuousClock.now
+            return elapsed
+        }
         let spool = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: spool) }
         let sink = try SpoolSink(folder: spool)
@@ -128,6 +146,7 @@ public struct RunStage {
         let outcome = try await extractor.extract(forms: forms, token: token, window: { fixedWindows[$0.id] ?? LeadWindow(from: nil, to: now) },
                                                   sink: sink)
 
+        timings.extract += lap()
         var completed: [String: LeadStreamSummary]
         var state = ConnectionSummary.State.loaded
         switch outcome {
@@ -158,6 +177,7 @@ public struct RunStage {
         let archiveID = try leads.saveArchive(archived, runID: runID, connectionID: record.id,
                                               windowFrom: froms.count == completed.count ? froms.min() : nil, windowTo: now, at: now)
 
+        timings.archive += lap()
         progress("\(record.label): loading")
         let transformer = LeadTransformer(pipeline: pipeline)
         let formNames = Dictionary(forms.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
@@ -185,6 +205,7 @@ public struct RunStage {
                 }
             })
         }
+        timings.load += lap()
         logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)",
                                                     "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
                                                     "leads.rejected": "\(counts.rejected)"])

@@ -79,10 +79,21 @@ extension LeadFlow {
                     let c = connection.counts
                     return [connection.label, state, String(connection.pages), String(c.inserted), String(c.updated), String(c.unchanged), String(c.rejected)]
                 }))
+            let t = summary.timings
+            printErr(String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB\n",
+                            t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes()))
             if summary.hasGaps { throw ExitStatus.finishedWithGaps }
             if summary.connections.contains(where: { if case .loaded = $0.state { return false } else { return true } }) {
                 throw ExitStatus.failure
             }
         }
     }
+}
+
+/// This process's peak resident memory so far (VmHWM), in MB; 0 where /proc is missing.
+func peakResidentMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kilobytes / 1024
 }
