@@ -12,6 +12,8 @@ case "scenario":
     // The run benchmark's scenario: 10 Pages × 5 forms, tokens EAAB-bench-<page>.
     let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
     FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-")))
+case "transform":
+    try runTransformBenchmark(leads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "extract":
     try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 default:

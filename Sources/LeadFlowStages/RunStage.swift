@@ -182,8 +182,6 @@ public struct RunStage {
         let transformer = LeadTransformer(pipeline: pipeline)
         let formNames = Dictionary(forms.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         var counts = LoadCounts()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for formID in completed.keys.sorted() {
             let context = LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: formID,
                                       formName: formNames[formID])
@@ -195,7 +193,7 @@ public struct RunStage {
                 for page in pages where page.formID == formID {
                     let list = try JSONDecoder().decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
                     for raw in list.data {
-                        let digest = SHA256.hash(data: try encoder.encode(raw)).map { String(format: "%02x", $0) }.joined()
+                        let digest = Self.hex(SHA256.hash(data: Data(raw.canonicalJSON.utf8)))
                         if let created = raw.createdAt, created < now { newest = max(newest ?? created, created) }
                         switch transformer.transform(raw, context: context) {
                         case .lead(let lead): try emit(lead, digest)
@@ -210,6 +208,19 @@ public struct RunStage {
                                                     "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
                                                     "leads.rejected": "\(counts.rejected)"])
         return .init(label: record.label, state: state, counts: counts, pages: pages.count)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Lower-case hex of a digest, without a formatter per byte (this runs once per lead).
+    static func hex(_ digest: SHA256.Digest) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        for byte in digest {
+            bytes.append(hexDigits[Int(byte >> 4)])
+            bytes.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func manifest(runID: Int64, record: ConnectionRecord, pipeline: Pipeline, windows: [String: LeadWindow],

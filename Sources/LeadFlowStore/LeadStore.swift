@@ -170,14 +170,8 @@ public struct LeadStore: LeadRepository {
         writer.append(lead.state)
         writer.append(lead.city)
         writer.append(lead.postalCode)
-        writer.append(json(lead.consents))
-        writer.append(json(lead.answers))
+        writer.append(JSONText.object(lead.consents))
+        writer.append(JSONText.object(lead.answers))
         writer.append(rawSHA)
-    }
-
-    private static func json<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
     }
 }

@@ -173,7 +173,7 @@ public struct GraphScenario: Codable, Sendable {
 
 extension GraphScenario.LeadGenerator {
     /// The leads, oldest first.
-    func leads(formID: String) -> [GraphLead] {
+    public func leads(formID: String) -> [GraphLead] {
         let start = UTCTime.parse(self.start) ?? Date(timeIntervalSince1970: 0)
         let first = firstID ?? (Int64(formID) ?? 1) * 1_000_000
         let countries = ["US", "France", "de", "Japan", "GB"]
