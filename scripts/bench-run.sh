@@ -25,7 +25,8 @@ for leads in "${@:-100000 1000000}"; do
     rm -f "$work/fake-in" && mkfifo "$work/fake-in"
     "$bin/graph-fake" "$work/scenario.json" --now 2026-12-01T00:00:00Z --exit-on-stdin-eof < "$work/fake-in" > "$work/fake-out" &
     exec 3> "$work/fake-in"   # the fake lives while this stays open
-    for _ in $(seq 1 100); do grep -q listening "$work/fake-out" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 1200); do grep -q listening "$work/fake-out" 2>/dev/null && break; sleep 0.1; done
+    grep -q listening "$work/fake-out" || { echo "the Graph fake did not start" >&2; exit 1; }
     export DATABASE_URL="$url" LEADFLOW_HOME="$work/home-$leads" LEADFLOW_NOW=2026-12-01T00:00:00Z
     export LEADFLOW_GRAPH_URL=$(awk '{print $3}' "$work/fake-out") LEADFLOW_APP_ID=1234567890 LEADFLOW_APP_SECRET=fake-app-secret
     for page in $(seq 1001 1010); do

@@ -30,6 +30,9 @@ public final class GraphFake: @unchecked Sendable {
     // Guarded by `lock`.
     private var scenario: GraphScenario
     private var leadsByForm: [String: [GraphLead]] = [:]   // newest first
+    /// Each form's `created_time`s, parallel to `leadsByForm` (nil: unparsable, sorted last),
+    /// so a window is found by binary search: the fake must stay cheap at a million leads.
+    private var createdByForm: [String: [Date?]] = [:]
     /// Each lead's JSON and instant, computed once: the fake must not be what a benchmark measures.
     private var leadJSONCache: [String: String] = [:]
     private var createdCache: [String: Date] = [:]
@@ -54,7 +57,8 @@ public final class GraphFake: @unchecked Sendable {
         for page in scenario.pages {
             for form in page.forms {
                 let leads = (form.leads ?? []) + (form.generate?.leads(formID: form.id) ?? [])
-                leadsByForm[form.id] = leads.sorted { ($0.createdAt ?? .distantPast, $0.id) > ($1.createdAt ?? .distantPast, $1.id) }
+                leadsByForm[form.id] = leads
+                reindex(form.id)
                 formPage[form.id] = page.id
             }
         }
@@ -87,9 +91,8 @@ public final class GraphFake: @unchecked Sendable {
 
     public func addLeads(_ leads: [GraphLead], toForm formID: String) {
         lock.withLock {
-            var all = (leadsByForm[formID] ?? []) + leads
-            all.sort { ($0.createdAt ?? .distantPast, $0.id) > ($1.createdAt ?? .distantPast, $1.id) }
-            leadsByForm[formID] = all
+            leadsByForm[formID] = (leadsByForm[formID] ?? []) + leads
+            reindex(formID)
         }
     }
 
@@ -100,6 +103,7 @@ public final class GraphFake: @unchecked Sendable {
             leadsByForm[formID]![index] = lead
             leadJSONCache[lead.id] = nil
             createdCache[lead.id] = nil
+            reindex(formID)
         }
     }
 
@@ -235,11 +239,11 @@ public final class GraphFake: @unchecked Sendable {
             guard let window = parseFiltering(request.queryValue("filtering")) else {
                 return error("invalid_cursor_100", status: 400, message: "(#100) Invalid filtering")
             }
-            let leads = visibleLeads(path[0]).filter { lead in
-                guard let created = createdAt(lead).map({ Int64($0.timeIntervalSince1970) }) else { return false }
-                return (window.greaterThan.map { created > $0 } ?? true) && (window.lessThan.map { created < $0 } ?? true)
+            let range = windowRange(path[0], greaterThan: window.greaterThan, lessThan: window.lessThan)
+            let leads = leadsByForm[path[0]] ?? []
+            return list(count: range.count, request: request, path: request.path, token: token.token) { slice in
+                leads[(range.lowerBound + slice.lowerBound)..<(range.lowerBound + slice.upperBound)].map(leadJSON)
             }
-            return list(count: leads.count, request: request, path: request.path, token: token.token) { leads[$0].map(leadJSON) }
         case let path where path.count == 1:
             if let fields = request.queryValue("fields"), fields.hasPrefix("has_lead_access") {
                 return leadAccess(pageID: path[0], token: token)
@@ -304,7 +308,40 @@ public final class GraphFake: @unchecked Sendable {
     }
 
     private func visibleLeads(_ formID: String) -> [GraphLead] {
-        (leadsByForm[formID] ?? []).filter { (createdAt($0) ?? .distantFuture) <= clock }
+        let range = windowRange(formID, greaterThan: nil, lessThan: nil)
+        return Array((leadsByForm[formID] ?? [])[range])
+    }
+
+    /// Sorts a form's leads newest first and rebuilds its instants.
+    private func reindex(_ formID: String) {
+        let sorted = (leadsByForm[formID] ?? []).sorted { ($0.createdAt ?? .distantPast, $0.id) > ($1.createdAt ?? .distantPast, $1.id) }
+        leadsByForm[formID] = sorted
+        createdByForm[formID] = sorted.map(\.createdAt)
+    }
+
+    /// The indexes of the leads visible now (created at or before `clock`) whose second is
+    /// strictly between the bounds. Leads are newest first, so the range is contiguous.
+    private func windowRange(_ formID: String, greaterThan: Int64?, lessThan: Int64?) -> Range<Int> {
+        let created = createdByForm[formID] ?? []
+        func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+        /// First index where `predicate` turns true (it is false, then true, along the array).
+        func boundary(_ predicate: (Date?) -> Bool) -> Int {
+            var low = 0, high = created.count
+            while low < high {
+                let middle = (low + high) / 2
+                if predicate(created[middle]) { high = middle } else { low = middle + 1 }
+            }
+            return low
+        }
+        let first = boundary { date in
+            guard let date else { return true }
+            return date <= clock && (lessThan.map { seconds(date) < $0 } ?? true)
+        }
+        let end = boundary { date in
+            guard let date else { return true }
+            return greaterThan.map { seconds(date) <= $0 } ?? false
+        }
+        return first..<max(first, end)
     }
 
     private func createdAt(_ lead: GraphLead) -> Date? {
