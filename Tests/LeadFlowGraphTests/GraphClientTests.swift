@@ -82,6 +82,18 @@ import Testing
         #expect(sleeper.waits.contains(.seconds(120)), "waited estimated_time_to_regain_access")
     }
 
+    @Test func usageNearTheQuotaSlowsRequestsDownBeforeGraphRefuses() async throws {
+        let sleeper = RecordingSleeper()
+        let fake = try GraphFake(scenario: scenario(count: 2_000) { $0.callsPerMinuteQuota = 10 }, now: Self.now)
+        let (pages, _) = try await readAll(try client(fake, sleeper: sleeper))
+        #expect(Set(pages.flatMap { $0.leads.map(\.id) }).count == 2_000)
+        // The k-th answer reports (k − 1) × 10 % of the quota; above 80 %, that is from the
+        // 10th answer on, every next request waits first.
+        #expect(pages.count == 20)
+        #expect(sleeper.waits.count == pages.count - 10)
+        #expect(sleeper.waits.allSatisfy { $0 > .zero && $0 <= .seconds(5) })
+    }
+
     @Test func aRateLimitLongerThanTheBoundStopsTheStream() async throws {
         let fake = try GraphFake(scenario: scenario {
             $0.faults = [.init(path: "/leads", onRequest: 2, times: 100, kind: .graphError, fixture: "app_rate_limit_4", regainAccessMinutes: 10)]

@@ -452,9 +452,16 @@ public final class GraphFake: @unchecked Sendable {
         return nil
     }
 
+    /// A 200 with `X-App-Usage`: the share of `callsPerMinuteQuota` used over the last
+    /// minute (Graph's quotas are rolling windows), or a steady 1 % without a quota.
     private func ok(_ json: String) -> LoopbackHTTPServer.Response {
-        let calls = min(99, log.count / 50)
-        return .json(json, headers: [("X-App-Usage", #"{"call_count":\#(calls),"total_cputime":1,"total_time":1}"#)])
+        var percent = 1
+        if let quota = scenario.callsPerMinuteQuota, quota > 0 {
+            let since = seconds(ContinuousClock.now - started) - 60
+            let recent = log.reversed().prefix { $0.startedAt >= since }.count
+            percent = min(100, recent * 100 / quota)
+        }
+        return .json(json, headers: [("X-App-Usage", #"{"call_count":\#(percent),"total_cputime":1,"total_time":1}"#)])
     }
 
     private func error(_ fixture: String, status: Int, message: String? = nil) -> LoopbackHTTPServer.Response {

@@ -17,6 +17,8 @@ public struct GraphScenario: Codable, Sendable {
     public var latencyMilliseconds: Int?
     /// The host written into `next` URLs (default: the fake's own). Clients must not follow it.
     public var nextURLHost: String?
+    /// Calls a minute that X-App-Usage counts as 100 % (nil: the fake reports 1 %).
+    public var callsPerMinuteQuota: Int?
     public var faults: [Fault] = []
 
     public init(pages: [Page] = [], tokens: [Token] = [], faults: [Fault] = []) {
@@ -226,7 +228,7 @@ extension GraphScenario {
     enum CodingKeys: String, CodingKey {
         case apiVersion = "api_version", appID = "app_id", appSecret = "app_secret", pages, tokens
         case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
-        case nextURLHost = "next_url_host", faults
+        case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", faults
     }
 
     public init(from decoder: any Decoder) throws {
@@ -241,6 +243,7 @@ extension GraphScenario {
         shortPageEvery = try c.decodeIfPresent(Int.self, forKey: .shortPageEvery)
         latencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds)
         nextURLHost = try c.decodeIfPresent(String.self, forKey: .nextURLHost)
+        callsPerMinuteQuota = try c.decodeIfPresent(Int.self, forKey: .callsPerMinuteQuota)
         faults = try c.value(.faults, or: [])
     }
 }
