@@ -168,3 +168,11 @@ public protocol TokenSealer: Sendable {
     func seal(_ token: AccessToken, boundTo context: String) throws -> Data
     func open(_ sealed: Data, boundTo context: String, keyID: String) throws -> AccessToken
 }
+
+extension ConnectionRecord {
+    /// Where this connection stands in its authentication cycle under `policy` at `now`.
+    public func evaluate(_ policy: TokenPolicy, now: Date) -> TokenPolicy.Evaluation {
+        policy.evaluate(authenticatedAt: authenticatedAt, facebookExpiresAt: facebookExpiresAt,
+                        facebookDataAccessExpiresAt: facebookDataAccessExpiresAt, now: now)
+    }
+}

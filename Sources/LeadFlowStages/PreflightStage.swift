@@ -56,8 +56,7 @@ public struct PreflightStage {
         if let open = record.openVoidPeriod {
             return result(.checked(.void(cause: open.cause, detail: open.detail ?? "", since: open.startedAt)))
         }
-        let evaluation = settings.policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: record.facebookExpiresAt,
-                                                  facebookDataAccessExpiresAt: record.facebookDataAccessExpiresAt, now: now)
+        let evaluation = record.evaluate(settings.policy, now: now)
         if case .expired(let cause) = evaluation.status {
             let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause,
                                                        detail: "the authentication cycle ended", since: evaluation.expiresAt, now: now)

@@ -38,8 +38,7 @@ extension LeadFlow {
                 let store = wiring.connections
                 let policy = try wiring.validationSettings().policy
                 for record in try store.all() {
-                    let evaluation = policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: record.facebookExpiresAt,
-                                                     facebookDataAccessExpiresAt: record.facebookDataAccessExpiresAt, now: wiring.now)
+                    let evaluation = record.evaluate(policy, now: wiring.now)
                     switch evaluation.status {
                     case .healthy:
                         continue

@@ -48,8 +48,7 @@ extension LeadFlow {
                 let policy = try wiring.validationSettings().policy
                 let loaded = try Self.leadCounts(wiring.database)
                 rows = try wiring.connections.all().map { record in
-                    let evaluation = policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: record.facebookExpiresAt,
-                                                     facebookDataAccessExpiresAt: record.facebookDataAccessExpiresAt, now: wiring.now)
+                    let evaluation = record.evaluate(policy, now: wiring.now)
                     let status: String
                     if record.openVoidPeriod != nil {
                         status = "void"
