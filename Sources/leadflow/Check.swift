@@ -8,11 +8,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Validate every connection's token age and permissions now (the preflight of a run).",
             discussion: """
-                For each connection: the 90-day policy (reminder from day 75), debug_token,
-                me/permissions and has_lead_access. A failure opens a void period at the earliest
-                evidence (the expiry instant when known, else now); a due reminder is written to
-                the outbox once per authentication cycle. A void connection stays void until
-                `leadflow connect` reauthenticates it. No lead is read.
+                For each connection: the 90-day policy (reminder from day 75), debug_token, me/permissions and has_lead_access. A failure opens a void period at the earliest evidence (the expiry instant when known, else now); a due reminder is written to the outbox once per authentication cycle. A void connection stays void until `leadflow connect` reauthenticates it. No lead is read.
 
                 Exit codes: 0 all healthy (reminders may be due), 2 at least one connection void.
 

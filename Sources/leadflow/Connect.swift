@@ -11,20 +11,14 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Authenticate a Facebook Page into an Integrate instance (or reauthenticate it).",
             discussion: """
-                Reads the Connector Authenticator's access token from standard input (never from an
-                argument: arguments are visible to every user of the machine). A user token is
-                exchanged for a long-lived one when LEADFLOW_APP_ID and LEADFLOW_APP_SECRET are set,
-                and the Page token is taken from me/accounts. The token must be valid, belong to the
-                app, and carry every required permission with lead access on the Page; otherwise
-                connect refuses and says what the Facebook admin must do. The token is stored sealed
-                with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600).
+                Reads the Connector Authenticator's access token from standard input (never from an argument: arguments are visible to every user of the machine). A user token is exchanged for a long-lived one when LEADFLOW_APP_ID and LEADFLOW_APP_SECRET are set, and the Page token is taken from me/accounts. The token must be valid, belong to the app, and carry every required permission with lead access on the Page; otherwise connect refuses and says what the Facebook admin must do. The token is stored sealed with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600).
 
-                On an existing connection this is the reauthentication: it closes the open void
-                period at this instant, and that window becomes due for backfill.
+                On an existing connection this is the reauthentication: it closes the open void period at this instant, and that window becomes due for backfill.
 
-                Example:
-                  pbcopy-or-paste | leadflow connect --instance acme --page 1001 --name acme-main
+                Examples:
                   leadflow connect --instance acme --page 1001 --name acme-main < token.txt
+                  leadflow connect --instance acme --page 1001 --name acme-main
+                  (then paste the token at the hidden prompt)
                 """
         )
 

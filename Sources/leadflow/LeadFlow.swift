@@ -11,14 +11,14 @@ struct LeadFlow: AsyncParsableCommand {
         abstract: "Move Facebook Lead Ads leads into Integrate's Postgres, and account for every gap.",
         discussion: """
             Environment:
-              DATABASE_URL              libpq conninfo or URI of the Postgres to use (required for now)
-              LEADFLOW_HOME             archives and the token key file (default .leadflow)
-              LEADFLOW_KEY_FILE         the AES key that seals stored tokens (default $LEADFLOW_HOME/token.key)
-              LEADFLOW_GRAPH_URL        Graph API base URL (overrides the pipeline's graph.base_url)
-              LEADFLOW_GRAPH_VERSION    Graph API version (overrides the pipeline's graph.api_version)
-              LEADFLOW_APP_ID           the Facebook app's id
-              LEADFLOW_APP_SECRET       its secret (or LEADFLOW_APP_SECRET_FILE, a file holding it)
-              LEADFLOW_NOW              an ISO 8601 instant that replaces the clock (tests, demos)
+              DATABASE_URL            the Postgres to use: libpq conninfo or URI
+              LEADFLOW_HOME           archives, spool, token key (default .leadflow)
+              LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key)
+              LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
+              LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)
+              LEADFLOW_APP_ID         the Facebook app's id
+              LEADFLOW_APP_SECRET     its secret (or LEADFLOW_APP_SECRET_FILE)
+              LEADFLOW_NOW            an ISO 8601 instant that replaces the clock
 
             Exit codes:
               0   success

@@ -9,9 +9,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Create or upgrade the database schema.",
             discussion: """
-                Applies every migration the database lacks, in order, each in its own transaction,
-                and records it in schema_migrations. Running it again is a no-op. It refuses a
-                database whose schema is newer than this binary.
+                Applies every migration the database lacks, in order, each in its own transaction, and records it in schema_migrations. Running it again is a no-op. It refuses a database whose schema is newer than this binary.
 
                 Example:
                   DATABASE_URL=postgresql://leadflow@localhost/leadflow leadflow migrate

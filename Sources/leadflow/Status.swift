@@ -9,8 +9,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Show every connection: token age, days left, open void periods, leads loaded.",
             discussion: """
-                Reads the database only (no Graph call): the status follows from the last
-                authentication, the 90-day policy and the void periods the runs recorded.
+                Reads the database only (no Graph call): the status follows from the last authentication, the 90-day policy and the void periods the runs recorded.
 
                 Examples:
                   leadflow status
