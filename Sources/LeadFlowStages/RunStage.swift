@@ -68,7 +68,9 @@ public struct RunStage {
     }
 
     public func run(now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
-        let runID = try leads.startRun(kind: "scheduled", pipeline: pipeline.name, host: host, startedAt: now, upperBound: now)
+        try sweepAbandonedRuns(now: now)
+        let runID = try leads.startRun(kind: "scheduled", pipeline: pipeline.name, host: host, processID: getpid(),
+                                       startedAt: now, upperBound: now)
         var summaries: [ConnectionSummary] = []
         var timings = Timings()
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
@@ -102,10 +104,31 @@ public struct RunStage {
             try? leads.finishRun(runID, status: "failed", counters: Self.counters(total), at: now)
             throw error
         }
+        try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent("run-\(runID)"))
         let total = summaries.reduce(LoadCounts()) { $0 + $1.counts }
         let clean = summaries.allSatisfy { $0.state == .loaded }
         try leads.finishRun(runID, status: clean ? "succeeded" : "partial", counters: Self.counters(total), at: now)
         return Summary(runID: runID, connections: summaries, timings: timings)
+    }
+
+    /// Runs of this host whose process is gone (killed, crashed) are marked abandoned and
+    /// their spool folders removed. Nothing committed depends on a spool: the next window
+    /// re-reads whatever an abandoned run had not committed.
+    private func sweepAbandonedRuns(now: Date) throws {
+        var alive: Set<Int64> = []
+        for run in try leads.runningRuns(host: host) {
+            guard let pid = run.processID, kill(pid, 0) != 0, errno == ESRCH else {
+                alive.insert(run.id)
+                continue
+            }
+            try leads.abandonRun(run.id, at: now)
+            logger.notice("marked an interrupted run abandoned", metadata: ["run.id": "\(run.id)"])
+        }
+        // Spool folders of runs that are not running on this host any more.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: spoolRoot.path)) ?? [] {
+            guard name.hasPrefix("run-"), let id = Int64(name.dropFirst(4)), !alive.contains(id) else { continue }
+            try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent(name))
+        }
     }
 
     static func counters(_ counts: LoadCounts) -> [String: Int] {

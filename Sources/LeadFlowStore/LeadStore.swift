@@ -13,16 +13,28 @@ public struct LeadStore: LeadRepository {
     /// Advisory lock space for connections (the other key is the connection id).
     static let connectionLockSpace: Int32 = 0x4C46
 
-    public func startRun(kind: String, pipeline: String, host: String, startedAt: Date, upperBound: Date) throws -> Int64 {
+    public func startRun(kind: String, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64 {
         Int64(try db.query("""
-            INSERT INTO runs (kind, pipeline, host, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5) RETURNING id
-            """, [kind, pipeline, host, startedAt, upperBound], label: "start run")[0].int(0)!)
+            INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+            """, [kind, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
     }
 
     public func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
         try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
                      [runID, status, json, at], label: "finish run")
+    }
+
+    public func runningRuns(host: String) throws -> [(id: Int64, processID: Int32?)] {
+        try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND host = $1", [host], label: "running runs").all.map { row in
+            let worker = try row.string(1)
+            return (Int64(try row.int(0)!), worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil })
+        }
+    }
+
+    public func abandonRun(_ runID: Int64, at: Date) throws {
+        try db.query("UPDATE runs SET status = 'abandoned', finished_at = greatest($2, started_at) WHERE id = $1 AND status = 'running'",
+                     [runID, at], label: "abandon run")
     }
 
     public func tryLockConnection(_ connectionID: Int64) throws -> Bool {

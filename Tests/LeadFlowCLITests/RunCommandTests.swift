@@ -146,6 +146,12 @@ import Testing
         let final = try leadflow(["run"])
         #expect(final.status == 0, "\(final.stderr)")
         try expectExactlyTheFakesLeads()
+        // The killed runs are marked abandoned and their spool folders swept.
+        let db = try PostgresConnection(conninfo: databaseURL)
+        #expect(try db.query("SELECT count(*) FROM runs WHERE status = 'running'")[0].int(0) == 0)
+        #expect(try db.query("SELECT count(*) FROM runs WHERE status = 'succeeded'")[0].int(0) ?? 0 >= 1)
+        let spool = (try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("spool").path)) ?? []
+        #expect(spool.isEmpty, "left in the spool: \(spool)")
         // No partial archive under a final name: every archive file verifies.
         let archives = try FileManager.default.subpathsOfDirectory(atPath: home.appendingPathComponent("archives").path)
             .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
