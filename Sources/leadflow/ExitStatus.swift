@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LeadFlowCore
+import LeadFlowPipelineFile
 import LeadFlowStages
 import LeadFlowStore
 
@@ -18,7 +19,7 @@ enum ExitStatus {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
         FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
         switch error {
-        case is ConfigurationError, is ConnectRefusal, is VaultError: return badInput
+        case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError: return badInput
         default: return failure
         }
     }

@@ -94,6 +94,27 @@ import Testing
         #expect(broken.stderr.contains("FAILED"))
     }
 
+    @Test func aBadPipelineFileIsRefusedBeforeAnyWork() throws {
+        let file = home.appendingPathComponent("bad.yml")
+        try Data("graph:\n  page_size: 100\n  concurency: 4\n".utf8).write(to: file)
+        let result = try leadflow(["run", "--pipeline", file.path])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("\(file.path):3: graph.concurency: unknown key"))
+        let db = try PostgresConnection(conninfo: databaseURL)
+        #expect(try db.query("SELECT to_regclass('runs') IS NULL")[0].bool(0) == true, "not even the schema was touched")
+    }
+
+    @Test func rejectedLeadsMakeTheRunExitTwo() throws {
+        try connectBoth()
+        fake.addLeads([GraphLead(id: "555000001", createdTime: "2026-11-01T00:00:00+0000",
+                                 fieldData: [.init(name: "full_name", values: ["Nobody Reachable"])])], toForm: "10010")
+        let run = try leadflow(["run"])
+        #expect(run.status == 2, "\(run.stderr)")
+        #expect(!run.stderr.contains("Nobody Reachable"), "no personal data in what the run prints")
+        let db = try PostgresConnection(conninfo: databaseURL)
+        #expect(try db.query("SELECT array_to_string(reasons, ',') FROM lead_rejections")[0].string(0) == "no_contact")
+    }
+
     @Test(arguments: ["dotdot", "absolute", "symlink"])
     func aHostileArchiveIsRefusedWholeOnExtract(kind: String) throws {
         let work = try Repository.temporaryFolder("hostile")
