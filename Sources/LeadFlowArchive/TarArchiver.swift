@@ -83,5 +83,5 @@ public enum ArchiveVerifier {
         return hex(hasher.finalize())
     }
 
-    static func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ digest: SHA256.Digest) -> String { Hex.lowercase(digest) }
 }

@@ -89,7 +89,7 @@ func runExtractBenchmark(totalLeads: Int) async throws {
                 }
                 return try await group.reduce(0, +)
             }
-            let elapsed = (ContinuousClock.now - start).seconds
+            let elapsed = (ContinuousClock.now - start).timeInterval
             let leads = sink.totals.leads
             precondition(leads == perForm * pages * formsPerPage, "lost leads: \(leads)")
             rates["\(latency)/\(concurrency)"] = Double(leads) / elapsed
@@ -115,7 +115,7 @@ func measureBounds(baseURL: String, formID: String, token: AccessToken) async th
     let served = try await {
         let start = ContinuousClock.now
         for _ in 0..<rounds { body = try await transport.send(request).body }
-        return (ContinuousClock.now - start).seconds
+        return (ContinuousClock.now - start).timeInterval
     }()
     let decoded = try seconds {
         for _ in 0..<rounds { _ = try JSONDecoder().decode(GraphList<GraphLead>.self, from: body) }

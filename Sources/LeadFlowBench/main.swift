@@ -2,6 +2,7 @@
 //   LeadFlowBench copy [rows] [rounds]         (needs DATABASE_URL)
 //   LeadFlowBench extract [leads] [--quick]
 import Foundation
+import LeadFlowCore
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -25,12 +26,9 @@ default:
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = ContinuousClock.now
     try body()
-    return (ContinuousClock.now - start).seconds
+    return (ContinuousClock.now - start).timeInterval
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// This process's peak resident memory so far (VmHWM), in MB.
 func peakResidentMegabytes() -> Double {

@@ -230,7 +230,7 @@ public final class GraphClient: Sendable {
     /// Hex HMAC-SHA256 of the token keyed with the app secret.
     public static func appSecretProof(token: AccessToken, appSecret: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(token.secret.utf8), using: SymmetricKey(data: Data(appSecret.utf8)))
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return Hex.lowercase(mac)
     }
 
     /// Graph's `next` URLs carry the token: the archived page must not.

@@ -24,16 +24,7 @@ extension Double: PostgresEncodable {
 extension Date: PostgresEncodable { public var postgresText: String? { UTCTime.iso8601(self) } }
 extension Data: PostgresEncodable {
     /// bytea's hex format: `\x0a1b…`.
-    public var postgresText: String? {
-        var text = "\\x"
-        text.reserveCapacity(2 + count * 2)
-        let digits = Array("0123456789abcdef".utf8)
-        for byte in self {
-            text.unicodeScalars.append(Unicode.Scalar(digits[Int(byte >> 4)]))
-            text.unicodeScalars.append(Unicode.Scalar(digits[Int(byte & 0x0F)]))
-        }
-        return text
-    }
+    public var postgresText: String? { "\\x" + Hex.lowercase(self) }
 }
 extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
     public var postgresText: String? { self?.postgresText }

@@ -216,7 +216,7 @@ public struct RunStage {
                 for page in pages where page.formID == formID {
                     let list = try JSONDecoder().decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
                     for raw in list.data {
-                        let digest = Self.hex(SHA256.hash(data: Data(raw.canonicalJSON.utf8)))
+                        let digest = Hex.lowercase(SHA256.hash(data: Data(raw.canonicalJSON.utf8)))
                         if let created = raw.createdAt, created < now { newest = max(newest ?? created, created) }
                         switch transformer.transform(raw, context: context) {
                         case .lead(let lead): try emit(lead, digest)
@@ -231,19 +231,6 @@ public struct RunStage {
                                                     "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
                                                     "leads.rejected": "\(counts.rejected)"])
         return .init(label: record.label, state: state, counts: counts, pages: pages.count)
-    }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    /// Lower-case hex of a digest, without a formatter per byte (this runs once per lead).
-    static func hex(_ digest: SHA256.Digest) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
-        for byte in digest {
-            bytes.append(hexDigits[Int(byte >> 4)])
-            bytes.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func manifest(runID: Int64, record: ConnectionRecord, pipeline: Pipeline, windows: [String: LeadWindow],

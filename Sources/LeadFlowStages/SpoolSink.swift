@@ -31,7 +31,7 @@ final class SpoolSink: LeadPageSink, @unchecked Sendable {
         let file = folder.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try page.rawBody.write(to: file)
-        let digest = SHA256.hash(data: page.rawBody).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.lowercase(SHA256.hash(data: page.rawBody))
         lock.withLock {
             pages.append(Spooled(formID: page.formID, number: page.number, name: name, file: file, sha256: digest, leads: page.leads.count))
         }

@@ -28,7 +28,7 @@ public struct TokenVault: TokenSealer {
     init(key: SymmetricKey) {
         keyBytes = key.withUnsafeBytes { Data($0) }
         let digest = SHA256.hash(data: keyBytes)
-        keyID = digest.prefix(6).map { String(format: "%02x", $0) }.joined()
+        keyID = Hex.lowercase(digest.prefix(6))
     }
 
     /// Reads the key file, or creates it (32 random bytes, mode 0600) when it is missing.

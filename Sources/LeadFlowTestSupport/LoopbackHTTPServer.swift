@@ -183,7 +183,7 @@ public final class ServerCore: @unchecked Sendable {
         while let request = readRequest(client, &buffer) {
             lock.withLock { inFlight += 1; peakInFlight = max(peakInFlight, inFlight) }
             let response = handler(request)
-            if let delay = response.delay { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
+            if let delay = response.delay { Thread.sleep(forTimeInterval: delay.timeInterval) }
             lock.withLock { inFlight -= 1; served += 1 }
             guard write(response, to: client) else { return }
             if request.header("Connection")?.lowercased() == "close" || response.truncateBodyAfter != nil { return }

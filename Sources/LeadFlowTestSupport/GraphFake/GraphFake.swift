@@ -137,14 +137,14 @@ public final class GraphFake: @unchecked Sendable {
             response.delay = (response.delay ?? .zero) + .milliseconds(latency)
         }
         if let delay = response.delay {
-            Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            Thread.sleep(forTimeInterval: delay.timeInterval)
             response.delay = nil
         }
         let record = RequestRecord(
             path: request.path,
             query: URLRedaction.redact(URLQuery.encode(request.query)),
             tokenIndex: lock.withLock { tokenIndex(request) },
-            startedAt: seconds(begin - started), finishedAt: seconds(ContinuousClock.now - started),
+            startedAt: (begin - started).timeInterval, finishedAt: (ContinuousClock.now - started).timeInterval,
             status: response.status)
         lock.withLock {
             log.append(record)
@@ -457,7 +457,7 @@ public final class GraphFake: @unchecked Sendable {
     private func ok(_ json: String) -> LoopbackHTTPServer.Response {
         var percent = 1
         if let quota = scenario.callsPerMinuteQuota, quota > 0 {
-            let since = seconds(ContinuousClock.now - started) - 60
+            let since = (ContinuousClock.now - started).timeInterval - 60
             let recent = log.reversed().prefix { $0.startedAt >= since }.count
             percent = min(100, recent * 100 / quota)
         }
@@ -475,7 +475,4 @@ public final class GraphFake: @unchecked Sendable {
         String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

@@ -1,0 +1,15 @@
+/// Lower-case hexadecimal of bytes: digests, HMACs, key fingerprints, bytea literals.
+/// Built from a byte table rather than a formatter per byte, since it runs once per lead.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func lowercase(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
