@@ -60,7 +60,26 @@ public protocol LeadRepository {
     func watermark(connectionID: Int64, formID: String) throws -> Date?
     func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws
     func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64
-    /// One transaction: the window's leads (upserted), its rejections, and the watermark.
-    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, newWatermark: () -> Date?, at: Date,
+    /// One transaction: the window's leads (upserted), its rejections, and what `commit` records.
+    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, at: Date,
                     leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
+
+    /// Closed void periods of the connection that no backfill has completed yet, oldest first.
+    func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod]
+    /// The forms whose backfill window of this void period has committed.
+    func backfilledForms(voidPeriodID: Int64) throws -> Set<String>
+    /// Every form's window committed: the period is recovered as far as Facebook still returns it.
+    func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) throws
+}
+
+/// What a committed window records besides its leads.
+public enum WindowCommit {
+    /// A scheduled window: the form's watermark moves forward to the newest lead the server
+    /// gave (asked after the leads were produced), never backwards.
+    case watermark(() -> Date?)
+    /// A window of a void period's backfill: it is marked done, so a killed backfill resumes
+    /// after it; the scheduled watermark is left alone.
+    case backfill(voidPeriodID: Int64, window: LeadWindow)
+    /// An ad hoc backfill (`--since/--until`): only the leads.
+    case leadsOnly
 }

@@ -41,8 +41,12 @@ public struct RunStage {
             case skipped(String)
             /// Some forms failed; the others loaded.
             case partial([String])
+            /// Nothing to do (a backfill of a connection with no void period awaiting one).
+            case idle(String)
         }
         public let label: String
+        /// What was read: "scheduled", "backfill of void period N" or "backfill window".
+        public let job: String
         public let state: State
         public let counts: LoadCounts
         public let pages: Int
@@ -57,7 +61,10 @@ public struct RunStage {
     }
 
     public struct Summary: Sendable, Equatable {
+        /// The scheduled run, or the backfill run for `leadflow backfill`.
         public let runID: Int64
+        /// The backfill run a scheduled run started for reauthenticated connections.
+        public let backfillRunID: Int64?
         public let connections: [ConnectionSummary]
         public let timings: Timings
 
@@ -65,50 +72,191 @@ public struct RunStage {
         public var hasGaps: Bool {
             connections.contains { if case .void = $0.state { return true } else { return $0.counts.rejected > 0 } }
         }
+
+        /// Exit 1 material: a connection skipped or only partly read.
+        public var hasFailures: Bool {
+            connections.contains {
+                switch $0.state {
+                case .skipped, .partial: return true
+                case .loaded, .void, .idle: return false
+                }
+            }
+        }
     }
 
+    /// What one connection's pass reads.
+    enum Job {
+        /// Every form from its watermark − overlap to now; the watermark moves.
+        case scheduled
+        /// Every form over the void period widened by the overlap, except the forms whose
+        /// window already committed; the period is marked backfilled when all have.
+        case voidPeriod(VoidPeriod)
+        /// Every form over a given window (`backfill --since/--until`).
+        case window(LeadWindow)
+
+        var name: String {
+            switch self {
+            case .scheduled: return "scheduled"
+            case .voidPeriod(let period): return "backfill of void period \(period.id)"
+            case .window: return "backfill window"
+            }
+        }
+    }
+
+    /// The scheduled batch. A connection reauthenticated after a void period is backfilled
+    /// first (in a run of kind `backfill`), unless the pipeline turns that off.
     public func run(now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
         try sweepAbandonedRuns(now: now)
-        let runID = try leads.startRun(kind: "scheduled", pipeline: pipeline.name, host: host, processID: getpid(),
-                                       startedAt: now, upperBound: now)
-        var summaries: [ConnectionSummary] = []
+        var scheduled = RunLedger(kind: "scheduled", stage: self, now: now)
+        var backfill = RunLedger(kind: "backfill", stage: self, now: now)
+        _ = try scheduled.id()
         var timings = Timings()
-        let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         do {
-            for record in try connections.all() {
-                progress("\(record.label): checking the token")
-                let preflightStart = ContinuousClock.now
-                let checked = try await preflight.check(record, now: now)
-                timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
-                switch checked.outcome {
-                case .checked(.void(let cause, _, _)):
-                    summaries.append(.init(label: record.label, state: .void(cause), counts: LoadCounts(), pages: 0))
-                    continue
-                case .unchecked(let reason):
-                    summaries.append(.init(label: record.label, state: .skipped(reason), counts: LoadCounts(), pages: 0))
-                    continue
-                case .checked:
-                    break
+            let summaries = try await eachHealthyConnection(try connections.all(), now: now, timings: &timings, progress: progress) {
+                record, token, timings in
+                var summaries: [ConnectionSummary] = []
+                if pipeline.automaticBackfill {
+                    for period in try leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
+                        let summary = try await process(record, token: token, job: .voidPeriod(period), runID: try backfill.id(),
+                                                        now: now, timings: &timings, progress: progress)
+                        backfill.add(summary)
+                        summaries.append(summary)
+                        if case .void = summary.state { return summaries }
+                    }
                 }
-                guard let token = checked.token else { continue }
-                guard try leads.tryLockConnection(record.id) else {
-                    progress("\(record.label): another run is processing it; skipped")
-                    summaries.append(.init(label: record.label, state: .skipped("another run holds this connection"), counts: LoadCounts(), pages: 0))
-                    continue
-                }
-                defer { try? leads.unlockConnection(record.id) }
-                summaries.append(try await process(record, token: token, runID: runID, now: now, timings: &timings, progress: progress))
+                let summary = try await process(record, token: token, job: .scheduled, runID: try scheduled.id(), now: now,
+                                                timings: &timings, progress: progress)
+                scheduled.add(summary)
+                return summaries + [summary]
             }
+            try scheduled.finish(summaries: summaries.filter { $0.job == "scheduled" })
+            try backfill.finish(summaries: nil)
+            return Summary(runID: try scheduled.id(), backfillRunID: backfill.startedID, connections: summaries, timings: timings)
         } catch {
-            let total = summaries.reduce(LoadCounts()) { $0 + $1.counts }
-            try? leads.finishRun(runID, status: "failed", counters: Self.counters(total), at: now)
+            scheduled.fail()
+            backfill.fail()
             throw error
         }
-        try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent("run-\(runID)"))
-        let total = summaries.reduce(LoadCounts()) { $0 + $1.counts }
-        let clean = summaries.allSatisfy { $0.state == .loaded }
-        try leads.finishRun(runID, status: clean ? "succeeded" : "partial", counters: Self.counters(total), at: now)
-        return Summary(runID: runID, connections: summaries, timings: timings)
+    }
+
+    /// `leadflow backfill`: for the given connections (all when nil) that are healthy again,
+    /// re-read each void period awaiting a backfill, or the given window, through the same
+    /// extract → archive → transform → load path as a run.
+    public func backfill(labels: [String]?, window: LeadWindow?, now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
+        try sweepAbandonedRuns(now: now)
+        var ledger = RunLedger(kind: "backfill", stage: self, now: now)
+        let runID = try ledger.id()
+        var timings = Timings()
+        do {
+            var records = try connections.all()
+            if let labels {
+                let unknown = Set(labels).subtracting(records.map(\.label))
+                guard unknown.isEmpty else { throw UnknownConnection(labels: unknown.sorted()) }
+                records = records.filter { labels.contains($0.label) }
+            }
+            let summaries = try await eachHealthyConnection(records, now: now, timings: &timings, progress: progress) { record, token, timings in
+                let jobs: [Job] = try window.map { [.window($0)] }
+                    ?? leads.voidPeriodsAwaitingBackfill(connectionID: record.id).map { .voidPeriod($0) }
+                guard !jobs.isEmpty else {
+                    return [.init(label: record.label, job: "backfill", state: .idle("no void period awaits a backfill"),
+                                  counts: LoadCounts(), pages: 0)]
+                }
+                var summaries: [ConnectionSummary] = []
+                for job in jobs {
+                    let summary = try await process(record, token: token, job: job, runID: runID, now: now, timings: &timings,
+                                                    progress: progress)
+                    summaries.append(summary)
+                    if case .void = summary.state { break }
+                }
+                return summaries
+            }
+            try ledger.finish(summaries: summaries)
+            return Summary(runID: runID, backfillRunID: nil, connections: summaries, timings: timings)
+        } catch {
+            ledger.fail()
+            throw error
+        }
+    }
+
+    public struct UnknownConnection: LeadFlowError {
+        public let labels: [String]
+        public var code: String { "unknown_connection" }
+        public var disposition: Disposition { .fatal }
+        public var description: String { "no connection is labelled \(labels.joined(separator: ", ")) (see leadflow status)" }
+    }
+
+    /// A run row, started when first needed and finished with the counters of its passes.
+    struct RunLedger {
+        let kind: String
+        let stage: RunStage
+        let now: Date
+        private(set) var startedID: Int64?
+        private var passes: [ConnectionSummary] = []
+
+        init(kind: String, stage: RunStage, now: Date) {
+            self.kind = kind
+            self.stage = stage
+            self.now = now
+        }
+
+        mutating func id() throws -> Int64 {
+            if let startedID { return startedID }
+            let id = try stage.leads.startRun(kind: kind, pipeline: stage.pipeline.name, host: stage.host, processID: getpid(),
+                                              startedAt: now, upperBound: now)
+            startedID = id
+            return id
+        }
+
+        mutating func add(_ summary: ConnectionSummary) { passes.append(summary) }
+
+        /// - Parameter summaries: the passes of this run (nil: those added one by one).
+        func finish(summaries: [ConnectionSummary]?) throws {
+            guard let startedID else { return }
+            let passes = summaries ?? self.passes
+            try? FileManager.default.removeItem(at: stage.spoolRoot.appendingPathComponent("run-\(startedID)"))
+            let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
+            let clean = passes.allSatisfy { if case .loaded = $0.state { return true }; if case .idle = $0.state { return true }; return false }
+            try stage.leads.finishRun(startedID, status: clean ? "succeeded" : "partial", counters: RunStage.counters(total), at: now)
+        }
+
+        func fail() {
+            guard let startedID else { return }
+            let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
+            try? stage.leads.finishRun(startedID, status: "failed", counters: RunStage.counters(total), at: now)
+        }
+    }
+
+    /// Preflight each connection; for the healthy ones, hold the connection's lock and run `body`.
+    private func eachHealthyConnection(_ records: [ConnectionRecord], now: Date, timings: inout Timings, progress: (String) -> Void,
+                                       body: (ConnectionRecord, AccessToken, inout Timings) async throws -> [ConnectionSummary]) async throws -> [ConnectionSummary] {
+        let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
+        var summaries: [ConnectionSummary] = []
+        for record in records {
+            progress("\(record.label): checking the token")
+            let preflightStart = ContinuousClock.now
+            let checked = try await preflight.check(record, now: now)
+            timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
+            switch checked.outcome {
+            case .checked(.void(let cause, _, _)):
+                summaries.append(.init(label: record.label, job: "preflight", state: .void(cause), counts: LoadCounts(), pages: 0))
+                continue
+            case .unchecked(let reason):
+                summaries.append(.init(label: record.label, job: "preflight", state: .skipped(reason), counts: LoadCounts(), pages: 0))
+                continue
+            case .checked:
+                break
+            }
+            guard let token = checked.token else { continue }
+            guard try leads.tryLockConnection(record.id) else {
+                progress("\(record.label): another run is processing it; skipped")
+                summaries.append(.init(label: record.label, job: "preflight", state: .skipped("another run holds this connection"),
+                                       counts: LoadCounts(), pages: 0))
+                continue
+            }
+            defer { try? leads.unlockConnection(record.id) }
+            summaries += try await body(record, token, &timings)
+        }
+        return summaries
     }
 
     /// Runs of this host whose process is gone (killed, crashed) are marked abandoned and
@@ -135,8 +283,15 @@ public struct RunStage {
         ["inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged, "rejected": counts.rejected, "erased": counts.erased]
     }
 
-    /// One healthy connection: extract every form's window, archive the raw pages, load.
-    private func process(_ record: ConnectionRecord, token: AccessToken, runID: Int64, now: Date, timings: inout Timings,
+    /// The window a void period's backfill reads: the period widened by the overlap on both
+    /// sides, never past the run's clock.
+    static func backfillWindow(_ period: VoidPeriod, overlap: TimeInterval, now: Date) -> LeadWindow {
+        let end = min((period.endedAt ?? now).addingTimeInterval(overlap), now)
+        return LeadWindow(from: period.startedAt.addingTimeInterval(-overlap), to: end)
+    }
+
+    /// One healthy connection, one job: extract every form's window, archive the raw pages, load.
+    private func process(_ record: ConnectionRecord, token: AccessToken, job: Job, runID: Int64, now: Date, timings: inout Timings,
                          progress: (String) -> Void) async throws -> ConnectionSummary {
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -144,27 +299,45 @@ public struct RunStage {
             clock = ContinuousClock.now
             return elapsed
         }
+        func summary(_ state: ConnectionSummary.State, _ counts: LoadCounts = LoadCounts(), pages: Int = 0) -> ConnectionSummary {
+            ConnectionSummary(label: record.label, job: job.name, state: state, counts: counts, pages: pages)
+        }
         let spool = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: spool) }
         let sink = try SpoolSink(folder: spool)
 
-        let forms: [GraphForm]
+        let allForms: [GraphForm]
         do {
-            forms = try await graph.forms(pageID: record.pageID, token: token)
+            allForms = try await graph.forms(pageID: record.pageID, token: token)
         } catch let error as GraphError where error.voidCause != nil {
             try connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
                                            since: now, now: now)
-            return .init(label: record.label, state: .void(error.voidCause!), counts: LoadCounts(), pages: 0)
+            return summary(.void(error.voidCause!))
         }
-        try leads.saveForms(forms, connectionID: record.id, runID: runID, at: now)
-        var windows: [String: LeadWindow] = [:]
+        try leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
         let overlap = TimeInterval(pipeline.window.overlapMinutes * 60)
-        for form in forms {
-            let from = try leads.watermark(connectionID: record.id, formID: form.id).map { $0.addingTimeInterval(-overlap) } ?? pipeline.window.start
-            windows[form.id] = LeadWindow(from: from, to: now)
+        var forms = allForms
+        var windows: [String: LeadWindow] = [:]
+        let archiveName: String
+        switch job {
+        case .scheduled:
+            for form in forms {
+                let from = try leads.watermark(connectionID: record.id, formID: form.id).map { $0.addingTimeInterval(-overlap) } ?? pipeline.window.start
+                windows[form.id] = LeadWindow(from: from, to: now)
+            }
+            archiveName = "run-\(runID)"
+        case .voidPeriod(let period):
+            let done = try leads.backfilledForms(voidPeriodID: period.id)
+            forms = forms.filter { !done.contains($0.id) }
+            let window = Self.backfillWindow(period, overlap: overlap, now: now)
+            for form in forms { windows[form.id] = window }
+            archiveName = "run-\(runID)-void-\(period.id)"
+        case .window(let window):
+            for form in forms { windows[form.id] = window }
+            archiveName = "run-\(runID)-backfill"
         }
         let fixedWindows = windows
-        progress("\(record.label): reading \(forms.count) form\(forms.count == 1 ? "" : "s")")
+        progress("\(record.label): \(job.name): reading \(forms.count) form\(forms.count == 1 ? "" : "s")")
         let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.concurrency, logger: logger)
         let outcome = try await extractor.extract(forms: forms, token: token, window: { fixedWindows[$0.id] ?? LeadWindow(from: nil, to: now) },
                                                   sink: sink)
@@ -185,34 +358,55 @@ public struct RunStage {
             state = .void(cause)
         }
         let pages = sink.pages(of: Set(completed.keys))
-        guard !completed.isEmpty else {
-            return .init(label: record.label, state: state, counts: LoadCounts(), pages: 0)
+        var counts = LoadCounts()
+        if !completed.isEmpty {
+            // Archive first: durable before any row that points at it commits.
+            progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
+            let froms = completed.keys.compactMap { windows[$0]?.from }
+            let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job.name,
+                                             windows: windows.filter { completed[$0.key] != nil }, pages: pages, now: now)
+            let compression = pipeline.archive.compression == "gzip" ? "tar.gz" : pipeline.archive.compression == "none" ? "tar" : "tar.zst"
+            let archived = try archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
+                                                relativePath: "\(pipeline.archive.folder)/\(record.instance)/\(record.pageID)/\(archiveName).\(compression)")
+            let archiveID = try leads.saveArchive(archived, runID: runID, connectionID: record.id,
+                                                  windowFrom: froms.count == completed.count ? froms.min() : nil,
+                                                  windowTo: windows.values.map(\.to).max() ?? now, at: now)
+            timings.archive += lap()
+            progress("\(record.label): loading")
+            counts = try load(pages, of: completed.keys.sorted(), forms: allForms, record: record, job: job, windows: windows,
+                              archiveID: archiveID, runID: runID, now: now)
+            timings.load += lap()
         }
+        if case .voidPeriod(let period) = job, state == .loaded {
+            // Every form's window is in (now or by an earlier, killed backfill).
+            try leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
+        }
+        logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)", "run.job": "\(job.name)",
+                                                    "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
+                                                    "leads.rejected": "\(counts.rejected)"])
+        return summary(state, counts, pages: pages.count)
+    }
 
-        // Archive first: durable before any row that points at it commits.
-        progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
-        let froms = completed.keys.compactMap { windows[$0]?.from }
-        let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, windows: windows.filter { completed[$0.key] != nil },
-                                         pages: pages, now: now)
-        let compression = pipeline.archive.compression == "gzip" ? "tar.gz" : pipeline.archive.compression == "none" ? "tar" : "tar.zst"
-        let archived = try archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
-                                            relativePath: "\(pipeline.archive.folder)/\(record.instance)/\(record.pageID)/run-\(runID).\(compression)")
-        let archiveID = try leads.saveArchive(archived, runID: runID, connectionID: record.id,
-                                              windowFrom: froms.count == completed.count ? froms.min() : nil, windowTo: now, at: now)
-
-        timings.archive += lap()
-        progress("\(record.label): loading")
+    /// Transforms and loads the spooled pages, one transaction per form window.
+    private func load(_ pages: [SpoolSink.Spooled], of formIDs: [String], forms: [GraphForm], record: ConnectionRecord, job: Job,
+                      windows: [String: LeadWindow], archiveID: Int64, runID: Int64, now: Date) throws -> LoadCounts {
         let transformer = LeadTransformer(pipeline: pipeline)
         let formNames = Dictionary(forms.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         var counts = LoadCounts()
-        for formID in completed.keys.sorted() {
+        for formID in formIDs {
             let context = LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: formID,
                                       formName: formNames[formID])
             var newest: Date?
+            let commit: WindowCommit
+            switch job {
             // The watermark is the newest lead the server gave (never the local clock), moved
             // in the transaction that commits the window.
+            case .scheduled: commit = .watermark({ newest })
+            case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: windows[formID] ?? LeadWindow(from: nil, to: now))
+            case .window: commit = .leadsOnly
+            }
             counts = counts + (try leads.loadWindow(runID: runID, connectionID: record.id, formID: formID, archiveID: archiveID,
-                                                    newWatermark: { newest }, at: now) { emit, reject in
+                                                    commit: commit, at: now) { emit, reject in
                 for page in pages where page.formID == formID {
                     let list = try JSONDecoder().decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
                     for raw in list.data {
@@ -226,17 +420,13 @@ public struct RunStage {
                 }
             })
         }
-        timings.load += lap()
-        logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)",
-                                                    "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
-                                                    "leads.rejected": "\(counts.rejected)"])
-        return .init(label: record.label, state: state, counts: counts, pages: pages.count)
+        return counts
     }
 
-    static func manifest(runID: Int64, record: ConnectionRecord, pipeline: Pipeline, windows: [String: LeadWindow],
+    static func manifest(runID: Int64, record: ConnectionRecord, pipeline: Pipeline, job: String, windows: [String: LeadWindow],
                          pages: [SpoolSink.Spooled], now: Date) throws -> Data {
         let object: [String: Any] = [
-            "run_id": runID, "connection": record.label, "instance": record.instance, "page_id": record.pageID,
+            "run_id": runID, "job": job, "connection": record.label, "instance": record.instance, "page_id": record.pageID,
             "graph_api_version": pipeline.graph.apiVersion, "created_at": UTCTime.iso8601(now),
             "windows": windows.mapValues { window -> [String: Any] in ["from": window.from.map(UTCTime.iso8601) as Any? ?? NSNull(), "to": UTCTime.iso8601(window.to)] },
             "counts": ["pages": pages.count, "leads": pages.reduce(0) { $0 + $1.leads }],

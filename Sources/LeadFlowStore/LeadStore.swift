@@ -97,7 +97,7 @@ public struct LeadStore: LeadRepository {
                                 "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
                                 "raw_sha256"]
 
-    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, newWatermark: () -> Date?, at: Date,
+    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, at: Date,
                            leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
         try db.transaction { db in
             var counts = LoadCounts()
@@ -145,7 +145,9 @@ public struct LeadStore: LeadRepository {
                     label: "record rejection")
             }
             counts.rejected = rejections.count
-            if let newWatermark = newWatermark() {
+            switch commit {
+            case .watermark(let newWatermark):
+                guard let newWatermark = newWatermark() else { break }
                 // Forward only, and in the same transaction as the rows it covers.
                 try db.query("""
                     INSERT INTO watermarks (connection_id, form_id, high_water, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
@@ -153,9 +155,38 @@ public struct LeadStore: LeadRepository {
                         SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water), run_id = EXCLUDED.run_id,
                             updated_at = EXCLUDED.updated_at
                     """, [connectionID, formID, newWatermark, runID, at], label: "move watermark")
+            case .backfill(let voidPeriodID, let window):
+                try db.query("""
+                    INSERT INTO backfill_windows (void_period_id, connection_id, form_id, window_from, window_to, run_id, committed_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (void_period_id, form_id) DO UPDATE SET run_id = EXCLUDED.run_id, committed_at = EXCLUDED.committed_at
+                    """, [voidPeriodID, connectionID, formID, window.from, window.to, runID, at], label: "record backfill window")
+            case .leadsOnly:
+                break
             }
             return counts
         }
+    }
+
+    public func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod] {
+        try db.query("""
+            SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods
+            WHERE connection_id = $1 AND ended_at IS NOT NULL AND backfilled_at IS NULL ORDER BY started_at
+            """, [connectionID], label: "void periods awaiting backfill").all.map { row in
+            VoidPeriod(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!) ?? .tokenInvalidated,
+                       detail: try row.string(2), startedAt: try row.date(3)!, endedAt: try row.date(4))
+        }
+    }
+
+    public func backfilledForms(voidPeriodID: Int64) throws -> Set<String> {
+        Set(try db.query("SELECT form_id FROM backfill_windows WHERE void_period_id = $1", [voidPeriodID],
+                         label: "backfilled forms").all.map { try $0.string(0)! })
+    }
+
+    public func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) throws {
+        try db.query("""
+            UPDATE void_periods SET backfill_run_id = $2, backfilled_at = greatest($3, ended_at) WHERE id = $1 AND backfilled_at IS NULL
+            """, [voidPeriodID, runID, at], label: "mark backfilled")
     }
 
     private static func write(_ lead: IntegrateLead, rawSHA: String, to writer: inout PostgresCopyWriter) {

@@ -29,7 +29,7 @@ extension LeadFlow {
                         [String(try row.int(0)!), try row.string(1)!, String(try row.int(2)!), try row.string(3)!,
                          String(try row.int(4)!), String(try row.int(5)!), UTCTime.iso8601(try row.date(6)!)]
                     }
-                    FileHandle.standardOutput.write(Data(renderTable(["id", "connection", "run", "path", "members", "bytes", "created"], rows).utf8))
+                    FileHandle.standardOutput.write(Data(TextTable.render(["id", "connection", "run", "path", "members", "bytes", "created"], rows).utf8))
                 } catch {
                     throw ExitStatus.report(error)
                 }

@@ -40,7 +40,7 @@ extension LeadFlow {
                 case .unchecked(let reason): return [result.label, "unchecked", reason]
                 }
             }
-            printErr(renderTable(["connection", "state", "detail"], rows))
+            printErr(TextTable.render(["connection", "state", "detail"], rows))
             let void = results.contains { if case .checked(.void) = $0.outcome { return true } else { return false } }
             if void { throw ExitStatus.finishedWithGaps }
         }

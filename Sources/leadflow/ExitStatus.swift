@@ -19,7 +19,8 @@ enum ExitStatus {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
         FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
         switch error {
-        case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError: return badInput
+        case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError:
+            return badInput
         default: return failure
         }
     }

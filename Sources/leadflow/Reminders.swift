@@ -63,7 +63,7 @@ extension LeadFlow {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 FileHandle.standardOutput.write(try encoder.encode(["reminders": rows]) + Data("\n".utf8))
             } else {
-                let table = renderTable(["connection", "instance", "page", "reminder", "due", "expires", "delivered"],
+                let table = TextTable.render(["connection", "instance", "page", "reminder", "due", "expires", "delivered"],
                                         rows.map { [$0.connection, $0.instance, $0.page_id, $0.kind, $0.due_at, $0.expires_at, $0.delivered_at ?? "no"] })
                 FileHandle.standardOutput.write(Data(table.utf8))
             }

@@ -47,41 +47,47 @@ extension LeadFlow {
             do {
                 let pipeline = try pipelineOption.load()
                 let wiring = try Wiring(pipeline: pipeline)
-                let compression = ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd
-                let stage = RunStage(graph: try wiring.graph(), connections: wiring.connections, leads: LeadStore(wiring.database),
-                                     archiver: TarArchiver(home: wiring.environment.home, compression: compression),
-                                     sealer: try wiring.vault(), pipeline: pipeline, settings: try wiring.validationSettings(),
-                                     spoolRoot: wiring.environment.home.appendingPathComponent("spool"))
-                let onTerminal = isatty(STDERR_FILENO) == 1
-                let logger = Logger(label: "leadflow.run")
-                summary = try await stage.run(now: wiring.now) { step in
-                    if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
-                }
+                summary = try await wiring.runStage().run(now: wiring.now, progress: progressReporter(label: "leadflow.run"))
             } catch {
                 throw ExitStatus.report(error)
             }
-            printErr("run \(summary.runID):\n" + renderTable(
-                ["connection", "state", "pages", "new", "updated", "unchanged", "rejected"],
-                summary.connections.map { connection in
-                    let state: String
-                    switch connection.state {
-                    case .loaded: state = "loaded"
-                    case .void(let cause): state = "void (\(cause.rawValue))"
-                    case .skipped(let reason): state = "skipped: \(reason)"
-                    case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
-                    }
-                    let c = connection.counts
-                    return [connection.label, state, String(connection.pages), String(c.inserted), String(c.updated), String(c.unchanged), String(c.rejected)]
-                }))
-            let t = summary.timings
-            printErr(String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB\n",
-                            t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes()))
+            printSummary(summary)
             if summary.hasGaps { throw ExitStatus.finishedWithGaps }
-            if summary.connections.contains(where: { if case .loaded = $0.state { return false } else { return true } }) {
-                throw ExitStatus.failure
-            }
+            if summary.hasFailures { throw ExitStatus.failure }
         }
     }
+}
+
+/// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler.
+func progressReporter(label: String) -> (String) -> Void {
+    let onTerminal = isatty(STDERR_FILENO) == 1
+    let logger = Logger(label: label)
+    return { step in
+        if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
+    }
+}
+
+/// The table of a run or backfill, and where the time went, on stderr.
+func printSummary(_ summary: RunStage.Summary) {
+    let runs = summary.backfillRunID.map { "run \(summary.runID) (backfill run \($0))" } ?? "run \(summary.runID)"
+    printErr("\(runs):\n" + TextTable.render(
+        ["connection", "job", "state", "pages", "new", "updated", "unchanged", "rejected"],
+        summary.connections.map { connection in
+            let state: String
+            switch connection.state {
+            case .loaded: state = "loaded"
+            case .void(let cause): state = "void (\(cause.rawValue))"
+            case .skipped(let reason): state = "skipped: \(reason)"
+            case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
+            case .idle(let reason): state = reason
+            }
+            let c = connection.counts
+            return [connection.label, connection.job, state, String(connection.pages), String(c.inserted), String(c.updated),
+                    String(c.unchanged), String(c.rejected)]
+        }))
+    let t = summary.timings
+    printErr(String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB\n",
+                    t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes()))
 }
 
 /// This process's peak resident memory so far (VmHWM), in MB; 0 where /proc is missing.

@@ -80,7 +80,7 @@ extension LeadFlow {
                 let data = try encoder.encode(["connections": rows])
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             } else {
-                let table = renderTable(
+                let table = TextTable.render(
                     ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
                     rows.map { [$0.instance, $0.page_id, $0.label, $0.authenticator_user_id, String($0.age_days),
                                 String($0.days_until_reminder), String($0.days_until_expiry),

@@ -1,4 +1,5 @@
 import Foundation
+import LeadFlowArchive
 import LeadFlowCore
 import LeadFlowGraph
 import LeadFlowHTTP
@@ -42,20 +43,18 @@ struct Wiring {
                            logger: logger)
     }
 
+    /// The stages of `run` and `backfill`, on the pipeline's settings.
+    func runStage() throws -> RunStage {
+        RunStage(graph: try graph(), connections: connections, leads: LeadStore(database),
+                 archiver: TarArchiver(home: environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
+                 sealer: try vault(), pipeline: pipeline, settings: try validationSettings(),
+                 spoolRoot: environment.home.appendingPathComponent("spool"))
+    }
+
     func validationSettings() throws -> ValidationSettings {
         ValidationSettings(appID: environment.appID, appSecret: try environment.appSecret(),
                            requiredPermissions: pipeline.requiredPermissions, policy: pipeline.tokenPolicy)
     }
-}
-
-/// Renders rows as an aligned text table for people (stderr or a terminal).
-func renderTable(_ header: [String], _ rows: [[String]]) -> String {
-    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-    func line(_ cells: [String]) -> String {
-        cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-            .trimmingCharacters(in: .whitespaces)
-    }
-    return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n") + "\n"
 }
 
 func printErr(_ text: String) {

@@ -42,6 +42,7 @@ public final class GraphFake: @unchecked Sendable {
     private var faultMatches: [Int: Int] = [:]
     private var expiredTokens: Set<Int> = []
     private var exchangedTokens: [String: Int] = [:]
+    private var appliedExpiries: Set<Int> = []
     private let logFile: FileHandle?
 
     /// - Parameter requestLog: where to append the request log as JSONL (optional).
@@ -62,6 +63,7 @@ public final class GraphFake: @unchecked Sendable {
                 formPage[form.id] = page.id
             }
         }
+        applyDueExpiries()
         server = try LoopbackHTTPServer { [unowned self] request in self.handle(request) }
     }
 
@@ -74,7 +76,12 @@ public final class GraphFake: @unchecked Sendable {
     /// The fake's "now": leads created after it are not yet visible, token events before it have happened.
     public var now: Date {
         get { lock.withLock { clock } }
-        set { lock.withLock { clock = newValue } }
+        set {
+            lock.withLock {
+                clock = newValue
+                applyDueExpiries()
+            }
+        }
     }
 
     public var requestLog: [RequestRecord] { lock.withLock { log } }
@@ -107,6 +114,41 @@ public final class GraphFake: @unchecked Sendable {
         }
     }
 
+    /// The scenario's lead expiries due at `clock`, applied once each, in order. Called with `lock` held.
+    private func applyDueExpiries() {
+        for (index, expiry) in scenario.leadExpiries.enumerated() where !appliedExpiries.contains(index) {
+            guard let at = UTCTime.parse(expiry.at), at <= clock else { continue }
+            appliedExpiries.insert(index)
+            expire(ofForm: expiry.formID, createdFrom: expiry.createdFrom.flatMap(UTCTime.parse),
+                   createdBefore: UTCTime.parse(expiry.createdBefore) ?? .distantPast)
+        }
+    }
+
+    /// Facebook stops returning the form's leads created in `[createdFrom, createdBefore)`:
+    /// they leave the lists and its `expired_leads_count` rises by their number.
+    @discardableResult
+    public func expireLeads(ofForm formID: String, createdFrom: Date? = nil, createdBefore: Date) -> Int {
+        lock.withLock { expire(ofForm: formID, createdFrom: createdFrom, createdBefore: createdBefore) }
+    }
+
+    @discardableResult
+    private func expire(ofForm formID: String, createdFrom: Date?, createdBefore: Date) -> Int {
+        let expire = { (lead: GraphLead) -> Bool in
+            guard let created = lead.createdAt else { return false }
+            return created < createdBefore && createdFrom.map { created >= $0 } ?? true
+        }
+        let before = leadsByForm[formID]?.count ?? 0
+        leadsByForm[formID]?.removeAll(where: expire)
+        let expired = before - (leadsByForm[formID]?.count ?? 0)
+        reindex(formID)
+        for p in scenario.pages.indices {
+            for f in scenario.pages[p].forms.indices where scenario.pages[p].forms[f].id == formID {
+                scenario.pages[p].forms[f].expiredLeadsCount += expired
+            }
+        }
+        return expired
+    }
+
     public func setExpiredLeadsCount(_ count: Int, forForm formID: String) {
         lock.withLock {
             for p in scenario.pages.indices {
@@ -119,6 +161,14 @@ public final class GraphFake: @unchecked Sendable {
 
     public func addFault(_ fault: GraphScenario.Fault) {
         lock.withLock { scenario.faults.append(fault) }
+    }
+
+    /// The faults stop; requests are answered normally again.
+    public func clearFaults() {
+        lock.withLock {
+            scenario.faults.removeAll()
+            faultMatches.removeAll()
+        }
     }
 
     public func addTokenEvent(_ event: GraphScenario.TokenEvent, token: String) {
@@ -164,6 +214,7 @@ public final class GraphFake: @unchecked Sendable {
                 return .init(status: 400, body: Data("expected an ISO 8601 instant".utf8))
             }
             clock = date
+            applyDueExpiries()
             return .json(#"{"now":"\#(UTCTime.iso8601(date))"}"#)
         }
         let parts = request.path.split(separator: "/").map(String.init)

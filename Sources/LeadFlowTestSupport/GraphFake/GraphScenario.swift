@@ -20,6 +20,8 @@ public struct GraphScenario: Codable, Sendable {
     /// Calls a minute that X-App-Usage counts as 100 % (nil: the fake reports 1 %).
     public var callsPerMinuteQuota: Int?
     public var faults: [Fault] = []
+    /// Leads Facebook stops returning at an instant (counted in `expired_leads_count`).
+    public var leadExpiries: [LeadExpiry] = []
 
     public init(pages: [Page] = [], tokens: [Token] = [], faults: [Fault] = []) {
         self.pages = pages
@@ -129,6 +131,26 @@ public struct GraphScenario: Codable, Sendable {
         }
     }
 
+    /// At `at`, the form's leads created in `[createdFrom, createdBefore)` expire: Graph no
+    /// longer returns them and the form's `expired_leads_count` rises by their number.
+    public struct LeadExpiry: Codable, Sendable {
+        public var at: String
+        public var formID: String
+        public var createdFrom: String?
+        public var createdBefore: String
+
+        public init(at: String, formID: String, createdFrom: String? = nil, createdBefore: String) {
+            self.at = at
+            self.formID = formID
+            self.createdFrom = createdFrom
+            self.createdBefore = createdBefore
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case at, formID = "form_id", createdFrom = "created_from", createdBefore = "created_before"
+        }
+    }
+
     /// A fault: when the Nth request (1-based) whose path contains `path` arrives, and the
     /// `times - 1` matching ones after it, answer with `kind` instead.
     public struct Fault: Codable, Sendable {
@@ -229,6 +251,7 @@ extension GraphScenario {
         case apiVersion = "api_version", appID = "app_id", appSecret = "app_secret", pages, tokens
         case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
         case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", faults
+        case leadExpiries = "lead_expiries"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -245,6 +268,7 @@ extension GraphScenario {
         nextURLHost = try c.decodeIfPresent(String.self, forKey: .nextURLHost)
         callsPerMinuteQuota = try c.decodeIfPresent(Int.self, forKey: .callsPerMinuteQuota)
         faults = try c.value(.faults, or: [])
+        leadExpiries = try c.value(.leadExpiries, or: [])
     }
 }
 
