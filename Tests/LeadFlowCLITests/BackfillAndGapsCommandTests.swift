@@ -1,0 +1,97 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// `leadflow backfill` and `leadflow gaps` through the binary: a token expires, runs exit 2,
+/// a reauthentication and a backfill bring the period's leads in, and every format of the
+/// report says so.
+@Suite(.serialized) struct BackfillAndGapsCommandTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
+    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+
+    let fake: GraphFake
+    let databaseURL: String
+    let home: URL
+
+    init() throws {
+        var scenario = GraphScenario(
+            pages: [.init(id: "1001", name: "Acme Analytics", forms: [
+                .init(id: "2001", name: "Webinar", generate: .init(count: 400, start: "2026-03-02T09:30:00+0000", spacingSeconds: 21_600)),
+            ])],
+            tokens: [.init(token: "EAAB-gaps-user-one", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(20))),
+                     .init(token: "EAAB-gaps-user-two", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(200)))])
+        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
+        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        databaseURL = try TestDatabase.create("gapscmd")
+        home = try Repository.temporaryFolder("gapscmd")
+    }
+
+    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
+        fake.now = Self.day(n)
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
+        env["LEADFLOW_APP_ID"] = "1234567890"
+        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(n))
+        return try runProgram(Self.binary, arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+                              environment: env, input: input.map { Data($0.utf8) })
+    }
+
+    @Test func aVoidPeriodIsReportedThenBackfilledThenRecovered() throws {
+        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0,
+                             input: "EAAB-gaps-user-one\n").status == 0)
+        #expect(try leadflow(["run"], day: 10).status == 0)
+        // Day 25: the token expired on day 20. The run says so with exit 2.
+        let voidRun = try leadflow(["run"], day: 25)
+        #expect(voidRun.status == 2, "\(voidRun.stderr)")
+        #expect(voidRun.stderr.contains("void (token_expired)"))
+
+        let open = try JSONSerialization.jsonObject(with: Data(try leadflow(["gaps", "--format", "json"], day: 25).stdout.utf8)) as! [String: Any]
+        let connection = (open["connections"] as! [[String: Any]])[0]
+        #expect(connection["status"] as? String == "void")
+        #expect(connection["reminder"] as? String == "overdue")
+        let period = (connection["void_periods"] as! [[String: Any]])[0]
+        #expect(period["status"] as? String == "open")
+        #expect(period["started_at"] as? String == UTCTime.iso8601(Self.day(20)))
+        #expect(period["recovered"] as? Int == 0)
+
+        // Reauthentication on day 30; automatic backfill is off in this pipeline, so the period waits.
+        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 30,
+                             input: "EAAB-gaps-user-two\n").status == 0)
+        let csv = try leadflow(["gaps", "--format", "csv"], day: 30).stdout
+        #expect(csv.contains(",awaiting_backfill,"))
+
+        let backfill = try leadflow(["backfill", "--all"], day: 30.5)
+        #expect(backfill.status == 0, "\(backfill.stderr)")
+        #expect(backfill.stderr.contains("backfill of void period 1"))
+        let db = try PostgresConnection(conninfo: databaseURL)
+        let inPeriod = fake.allVisibleLeads().filter { $0.createdAt! >= Self.day(20) && $0.createdAt! < Self.day(30) }.count
+        #expect(try db.query("SELECT count(*) FROM leads WHERE created_at >= $1 AND created_at < $2", [Self.day(20), Self.day(30)])[0].int(0) == inPeriod)
+
+        let table = try leadflow(["gaps"], day: 31)
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("recovered"))
+        #expect(table.stdout.contains("token_expired"))
+        let markdown = try leadflow(["gaps", "--format", "md", "--instance", "acme"], day: 31).stdout
+        #expect(markdown.contains("| 1 | token_expired | \(UTCTime.iso8601(Self.day(20))) | \(UTCTime.iso8601(Self.day(30))) | 10 d 0 h | \(inPeriod) | 0 | 0 | recovered |"))
+        let htmlFile = home.appendingPathComponent("report/gap-report.html")
+        try FileManager.default.createDirectory(at: htmlFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let html = try leadflow(["gaps", "--format", "html", "--output", htmlFile.path], day: 31)
+        #expect(html.status == 0, "\(html.stderr)")
+        #expect(try String(contentsOf: htmlFile, encoding: .utf8).contains("<svg class=\"timeline\""))
+        // Another instance's report is empty, not an error.
+        #expect(try leadflow(["gaps", "--format", "csv", "--instance", "other"], day: 31).stdout.split(separator: "\r\n").count == 1)
+    }
+
+    @Test func badArgumentsExit64() throws {
+        #expect(try leadflow(["backfill"], day: 1).status == 64)
+        #expect(try leadflow(["backfill", "--all", "--since", "yesterday"], day: 1).status == 64)
+        #expect(try leadflow(["backfill", "--connection", "nobody"], day: 1).status == 64)
+        #expect(try leadflow(["gaps", "--format", "xml"], day: 1).status == 64)
+    }
+}
