@@ -61,23 +61,33 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
-        // Test support: a loopback HTTP server, the Graph fake, fixtures, the test database.
+        // The Graph fake: the documented Graph behaviour on loopback (its own small HTTP
+        // server), played from a scenario. Tests, benchmarks and `leadflow demo` use it.
+        .target(name: "LeadFlowGraphFake", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+
+        // `leadflow demo`: the whole story on the Graph fake with an injected clock.
+        .target(name: "LeadFlowDemo",
+                dependencies: ["LeadFlowCore", "LeadFlowGraphFake", "LeadFlowGraph", "LeadFlowHTTP", "LeadFlowStages", "LeadFlowStore",
+                               "LeadFlowPostgres", "LeadFlowArchive", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // Test support: fixtures, the test database, doubles (and the Graph fake, re-exported).
         .target(name: "LeadFlowTestSupport",
-                dependencies: ["LeadFlowCore", "LeadFlowPostgres", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["LeadFlowCore", "LeadFlowPostgres", "LeadFlowGraphFake", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // The CLI: parses, wires, prints.
         .executableTarget(name: "leadflow",
                           dependencies: [
                               "LeadFlowCore", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowHTTP", "LeadFlowGraph", "LeadFlowStages",
-                              "LeadFlowArchive", "LeadFlowPipelineFile",
+                              "LeadFlowArchive", "LeadFlowPipelineFile", "LeadFlowDemo",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ],
                           swiftSettings: strict),
 
         // The Graph fake as a process (benchmarks, trying LeadFlow by hand).
-        .executableTarget(name: "graph-fake", dependencies: ["LeadFlowTestSupport", "LeadFlowCore"], swiftSettings: strict),
+        .executableTarget(name: "graph-fake", dependencies: ["LeadFlowGraphFake", "LeadFlowCore"], swiftSettings: strict),
 
         // Benchmarks (release builds, run by scripts/bench-*.sh).
         .executableTarget(name: "LeadFlowBench",

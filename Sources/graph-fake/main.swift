@@ -5,7 +5,7 @@
 // Move its clock with: curl -X POST --data 2026-12-01T00:00:00Z http://127.0.0.1:PORT/__fake/now
 import Foundation
 import LeadFlowCore
-import LeadFlowTestSupport
+import LeadFlowGraphFake
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("graph-fake: \(message)\n".utf8))

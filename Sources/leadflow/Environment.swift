@@ -14,15 +14,13 @@ struct Environment {
         return value
     }
 
-    /// The database to use. From the environment only: a URL can hold a password, and
-    /// process arguments are visible to every user of the machine.
-    func databaseURL() throws -> String {
-        guard let url = value("DATABASE_URL") else {
-            throw ConfigurationError(key: "DATABASE_URL",
-                                     message: "is not set; export a libpq conninfo or URI, e.g. postgresql://user@localhost/leadflow")
-        }
-        return url
-    }
+    /// The database to use; nil: LeadFlow's own cluster under LEADFLOW_HOME. From the
+    /// environment only: a URL can hold a password, and process arguments are visible to
+    /// every user of the machine.
+    var databaseURL: String? { value("DATABASE_URL") }
+
+    /// Where `initdb` and `pg_ctl` are, for the embedded cluster (default: Debian's newest).
+    var postgresBinaries: URL? { value("LEADFLOW_POSTGRES_BIN").map { URL(fileURLWithPath: $0) } }
 
     /// `LEADFLOW_NOW` when set (an ISO 8601 instant), else the system clock.
     func now() throws -> Date {

@@ -9,7 +9,9 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Create or upgrade the database schema.",
             discussion: """
-                Applies every migration the database lacks, in order, each in its own transaction, and records it in schema_migrations. Running it again is a no-op. It refuses a database whose schema is newer than this binary.
+                Applies every migration the database lacks, in order, each in its own transaction, and records it in schema_migrations. Running it again is a no-op. It refuses a database whose schema is newer than this binary. Every other command migrates too before its work, so this is for deployments that upgrade the schema as a step of their own.
+
+                Without DATABASE_URL, every command uses LeadFlow's own Postgres cluster (created under LEADFLOW_HOME, or /var/lib/leadflow/clusters/ when run as root; started on a unix socket, stopped at exit).
 
                 Example:
                   DATABASE_URL=postgresql://leadflow@localhost/leadflow leadflow migrate
@@ -22,9 +24,9 @@ extension LeadFlow {
             common.bootstrapLogging()
             let environment = Environment()
             do {
-                let url = try environment.databaseURL()
                 let now = try environment.now()
-                let connection = try PostgresConnection(conninfo: url)
+                let (connection, cluster) = try Wiring.openDatabase(environment, logger: Logger(label: "leadflow"))
+                defer { withExtendedLifetime(cluster) {} }
                 let outcome = try Migrator().migrate(connection, now: now)
                 let message = outcome.applied.isEmpty
                     ? "schema is current (version \(outcome.version))"

@@ -14,6 +14,8 @@ struct Wiring {
     let environment: Environment
     let now: Date
     let database: PostgresConnection
+    /// LeadFlow's own Postgres when DATABASE_URL is unset; stopped when the command ends.
+    let cluster: EmbeddedCluster?
     let logger: Logger
     let pipeline: Pipeline
 
@@ -23,10 +25,19 @@ struct Wiring {
         self.pipeline = pipeline
         self.logger = logger
         now = try environment.now()
-        database = try PostgresConnection(conninfo: try environment.databaseURL(), logger: logger)
+        (database, cluster) = try Self.openDatabase(environment, logger: logger)
         // Every command that touches the database brings its schema up to date first;
         // an advisory lock makes this safe from many workers at once.
         try Migrator(logger: logger).migrate(database, now: now)
+    }
+
+    /// DATABASE_URL's database, or LeadFlow's own cluster under LEADFLOW_HOME when it is unset.
+    static func openDatabase(_ environment: Environment, logger: Logger) throws -> (PostgresConnection, EmbeddedCluster?) {
+        if let url = environment.databaseURL {
+            return (try PostgresConnection(conninfo: url, logger: logger), nil)
+        }
+        let cluster = try EmbeddedCluster.start(home: environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
+        return (try PostgresConnection(conninfo: cluster.conninfo, logger: logger), cluster)
     }
 
     var connections: ConnectionStore { ConnectionStore(database) }

@@ -26,10 +26,33 @@ import Testing
         #expect(second.stdout.isEmpty)
     }
 
-    @Test func aMissingDatabaseURLIsBadConfiguration() throws {
-        let result = try runProgram(Self.binary, ["migrate"], environment: environment([:]))
+    /// Without DATABASE_URL: LeadFlow's own cluster, created once, started for the command,
+    /// stopped when it ends, and reused (data kept) by the next command.
+    @Test func withoutDatabaseURLLeadFlowRunsItsOwnPostgres() throws {
+        let home = try Repository.temporaryFolder("embedded")
+        let first = try runProgram(Self.binary, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("created the embedded Postgres cluster"))
+        #expect(first.stderr.contains("applied migrations"))
+        let dataLine = try #require(first.stderr.split(separator: "\n").first { $0.contains("postgres.data=") })
+        let data = String(dataLine.split(separator: "postgres.data=")[1].split(separator: " ")[0])
+        #expect(FileManager.default.fileExists(atPath: data + "/PG_VERSION"))
+        // Stopped at exit: no server holds the folder.
+        #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
+
+        let second = try runProgram(Self.binary, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("schema is current"))
+        #expect(!second.stderr.contains("created"))
+        #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
+    }
+
+    @Test func aMissingPostgresServerIsNamedInOneSentence() throws {
+        let home = try Repository.temporaryFolder("noserver")
+        let result = try runProgram(Self.binary, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
+                                                                                        "LEADFLOW_POSTGRES_BIN": "/nonexistent/bin"]))
         #expect(result.status == 64)
-        #expect(result.stderr.contains("DATABASE_URL is not set"))
+        #expect(result.stderr.contains("apt-get install postgresql"))
     }
 
     @Test func anUnreachableDatabaseFailsWithoutLeakingThePassword() throws {

@@ -21,6 +21,10 @@ public final class GraphFake: @unchecked Sendable {
         public let status: Int
     }
 
+    /// The real error envelopes (`fixtures/graph/errors/`), found from this file's path in the checkout.
+    static let errorFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/graph/errors")
+
     public var baseURL: String { server.baseURL }
     public var port: Int { server.port }
 
@@ -516,7 +520,7 @@ public final class GraphFake: @unchecked Sendable {
     }
 
     private func error(_ fixture: String, status: Int, message: String? = nil) -> LoopbackHTTPServer.Response {
-        var body = (try? Data(contentsOf: Repository.fixture("graph/errors/\(fixture).json"))) ?? Data(#"{"error":{"code":1}}"#.utf8)
+        var body = (try? Data(contentsOf: Self.errorFixtures.appendingPathComponent("\(fixture).json"))) ?? Data(#"{"error":{"code":1}}"#.utf8)
         if let message { body = Data(#"{"error":{"message":\#(jsonString(message)),"type":"OAuthException","code":100}}"#.utf8) }
         return .init(status: status, headers: [("Content-Type", "application/json; charset=UTF-8"),
                                                ("WWW-Authenticate", "OAuth \"Facebook Platform\" \"invalid_token\"")], body: body)
