@@ -66,6 +66,18 @@ public final class EmbeddedCluster: @unchecked Sendable {
         conninfo = "host=\(socketDirectory.path) port=5432 user=\(user) dbname=\(Self.database)"
     }
 
+    /// The conninfo of another database of this cluster.
+    public func conninfo(database: String) -> String {
+        "host=\(socketDirectory.path) port=5432 user=\(user) dbname=\(database)"
+    }
+
+    /// Drops the database if it exists and creates it empty (the demo starts clean each time).
+    public func recreateDatabase(_ name: String) throws {
+        let admin = try PostgresConnection(conninfo: conninfo(database: "postgres"))
+        try admin.execute(raw: RawSQL(label: "drop database", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        try admin.execute(raw: RawSQL(label: "create database", "CREATE DATABASE \(name)"))
+    }
+
     deinit {
         if startedHere && !keepRunning { try? stop() }
     }

@@ -58,9 +58,11 @@ public struct GapStore {
         }
     }
 
-    /// Each void period with its recovered leads (created inside it, loaded now) and its lost
+    /// Each void period with its recovered leads (created inside it, loaded now), its lost
     /// ones (per form, the rise of `expired_leads_count` from the last snapshot before the
-    /// period to the last one at or before its backfill, or now).
+    /// period to the last one at or before its backfill, or now), and the last healthy run
+    /// before it with the daily lead rate of the four weeks before that run (which estimates
+    /// what an open period holds; at least a day, so a young connection is not overstated).
     private func periods(connectionID: Int64, now: Date) throws -> [GapFacts.PeriodFacts] {
         try db.query("""
             SELECT v.id, v.cause, v.started_at, v.ended_at, v.backfilled_at,
@@ -75,12 +77,20 @@ public struct GapStore {
                     LEFT JOIN LATERAL (SELECT expired_leads_count FROM form_snapshots s
                                   WHERE s.connection_id = f.connection_id AND s.form_id = f.form_id AND s.taken_at <= v.started_at
                                   ORDER BY s.taken_at DESC, s.run_id DESC LIMIT 1) before ON true
-                    WHERE f.connection_id = v.connection_id)
-            FROM void_periods v WHERE v.connection_id = $1 ORDER BY v.started_at
+                    WHERE f.connection_id = v.connection_id),
+                   r.last_run,
+                   (SELECT count(*) / greatest(extract(epoch FROM r.last_run - greatest(r.last_run - interval '28 days', min(l.created_at))) / 86400, 1)
+                    FROM leads l WHERE l.connection_id = v.connection_id
+                      AND l.created_at >= r.last_run - interval '28 days' AND l.created_at < r.last_run)
+            FROM void_periods v
+            CROSS JOIN LATERAL (SELECT max(taken_at) AS last_run FROM form_snapshots s
+                                WHERE s.connection_id = v.connection_id AND s.taken_at <= v.started_at) r
+            WHERE v.connection_id = $1 ORDER BY v.started_at
             """, [connectionID, now], label: "gap periods").all.map { row in
             GapFacts.PeriodFacts(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!) ?? .tokenInvalidated,
                                  startedAt: try row.date(2)!, endedAt: try row.date(3), backfilledAt: try row.date(4),
-                                 recovered: try row.int(5) ?? 0, lost: try row.int(6) ?? 0)
+                                 recovered: try row.int(5) ?? 0, lost: try row.int(6) ?? 0,
+                                 lastRunBefore: try row.date(7), leadsPerDayBefore: try row.double(8) ?? 0)
         }
     }
 }

@@ -44,33 +44,7 @@ extension LeadFlow {
             let rows: [Row]
             do {
                 let wiring = try Wiring(pipeline: try pipelineOption.load())
-                let policy = try wiring.validationSettings().policy
-                let loaded = try Self.leadCounts(wiring.database)
-                rows = try wiring.connections.all().map { record in
-                    let evaluation = record.evaluate(policy, now: wiring.now)
-                    let status: String
-                    if record.openVoidPeriod != nil {
-                        status = "void"
-                    } else {
-                        switch evaluation.status {
-                        case .healthy: status = "healthy"
-                        case .reminderDue: status = "reminder_due"
-                        case .expired: status = "expired"
-                        }
-                    }
-                    let round = { (value: TimeInterval) in (value / 86_400 * 10).rounded() / 10 }
-                    return Row(instance: record.instance, page_id: record.pageID, label: record.label, page_name: record.pageName,
-                               authenticator_user_id: record.authenticatorUserID,
-                               authenticated_at: UTCTime.iso8601(record.authenticatedAt),
-                               age_days: round(wiring.now.timeIntervalSince(record.authenticatedAt)),
-                               days_until_reminder: round(evaluation.reminderAt.timeIntervalSince(wiring.now)),
-                               days_until_expiry: round(evaluation.expiresAt.timeIntervalSince(wiring.now)),
-                               expires_at: UTCTime.iso8601(evaluation.expiresAt), status: status,
-                               void_cause: record.openVoidPeriod?.cause.rawValue,
-                               void_since: record.openVoidPeriod.map { UTCTime.iso8601($0.startedAt) },
-                               leads_loaded: loaded[record.id]?.count ?? 0,
-                               last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601))
-                }
+                rows = try Self.rows(wiring.database, policy: try wiring.validationSettings().policy, now: wiring.now)
             } catch {
                 throw ExitStatus.report(error)
             }
@@ -80,13 +54,46 @@ extension LeadFlow {
                 let data = try encoder.encode(["connections": rows])
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             } else {
-                let table = TextTable.render(
-                    ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
-                    rows.map { [$0.instance, $0.page_id, $0.label, $0.authenticator_user_id, String($0.age_days),
-                                String($0.days_until_reminder), String($0.days_until_expiry),
-                                $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
-                FileHandle.standardOutput.write(Data(table.utf8))
+                FileHandle.standardOutput.write(Data(Self.table(rows).utf8))
             }
+        }
+
+        /// Every connection's state at `now` under `policy`.
+        static func rows(_ db: PostgresConnection, policy: TokenPolicy, now: Date) throws -> [Row] {
+            let loaded = try leadCounts(db)
+            return try ConnectionStore(db).all().map { record in
+                let evaluation = record.evaluate(policy, now: now)
+                let status: String
+                if record.openVoidPeriod != nil {
+                    status = "void"
+                } else {
+                    switch evaluation.status {
+                    case .healthy: status = "healthy"
+                    case .reminderDue: status = "reminder_due"
+                    case .expired: status = "expired"
+                    }
+                }
+                let round = { (value: TimeInterval) in (value / 86_400 * 10).rounded() / 10 }
+                return Row(instance: record.instance, page_id: record.pageID, label: record.label, page_name: record.pageName,
+                           authenticator_user_id: record.authenticatorUserID,
+                           authenticated_at: UTCTime.iso8601(record.authenticatedAt),
+                           age_days: round(now.timeIntervalSince(record.authenticatedAt)),
+                           days_until_reminder: round(evaluation.reminderAt.timeIntervalSince(now)),
+                           days_until_expiry: round(evaluation.expiresAt.timeIntervalSince(now)),
+                           expires_at: UTCTime.iso8601(evaluation.expiresAt), status: status,
+                           void_cause: record.openVoidPeriod?.cause.rawValue,
+                           void_since: record.openVoidPeriod.map { UTCTime.iso8601($0.startedAt) },
+                           leads_loaded: loaded[record.id]?.count ?? 0,
+                           last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601))
+            }
+        }
+
+        static func table(_ rows: [Row]) -> String {
+            TextTable.render(
+                ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
+                rows.map { [$0.instance, $0.page_id, $0.label, $0.authenticator_user_id, String($0.age_days),
+                            String($0.days_until_reminder), String($0.days_until_expiry),
+                            $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
         }
 
         /// Leads loaded per connection, and the last load.

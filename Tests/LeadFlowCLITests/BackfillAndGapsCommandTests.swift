@@ -59,6 +59,12 @@ import Testing
         #expect(period["status"] as? String == "open")
         #expect(period["started_at"] as? String == UTCTime.iso8601(Self.day(20)))
         #expect(period["recovered"] as? Int == 0)
+        // Open: Facebook's counters cannot be read, so the lead rate before the last healthy run
+        // (day 10) estimates what waits in Facebook; here it is exact to a lead or two.
+        let waiting = fake.allVisibleLeads().filter { $0.createdAt! >= Self.day(10) && $0.createdAt! < Self.day(25) }.count
+        let estimate = try #require(period["missing"] as? Int)
+        #expect(abs(estimate - waiting) <= 2, "estimate \(estimate), waiting \(waiting)")
+        #expect(period["missing_is_estimate"] as? Bool == true)
 
         // Reauthentication on day 30; automatic backfill is off in this pipeline, so the period waits.
         #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 30,

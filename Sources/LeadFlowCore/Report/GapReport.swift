@@ -86,8 +86,14 @@ public struct GapFacts: Sendable, Equatable {
         public let backfilledAt: Date?
         public let recovered: Int
         public let lost: Int
+        /// The last healthy run before the period: nothing was loaded after it.
+        public let lastRunBefore: Date?
+        /// Leads a day in the four weeks before that run: the rate that estimates what an
+        /// open period holds, while Facebook's counters cannot be read.
+        public let leadsPerDayBefore: Double
 
-        public init(id: Int64, cause: VoidCause, startedAt: Date, endedAt: Date?, backfilledAt: Date?, recovered: Int, lost: Int) {
+        public init(id: Int64, cause: VoidCause, startedAt: Date, endedAt: Date?, backfilledAt: Date?, recovered: Int, lost: Int,
+                    lastRunBefore: Date? = nil, leadsPerDayBefore: Double = 0) {
             self.id = id
             self.cause = cause
             self.startedAt = startedAt
@@ -95,6 +101,8 @@ public struct GapFacts: Sendable, Equatable {
             self.backfilledAt = backfilledAt
             self.recovered = recovered
             self.lost = lost
+            self.lastRunBefore = lastRunBefore
+            self.leadsPerDayBefore = leadsPerDayBefore
         }
     }
 
@@ -155,12 +163,20 @@ extension GapReport {
         case (false, .reminderDue): status = "reminder_due"; reminder = "due"
         case (false, .healthy): status = "healthy"; reminder = "not_due"
         }
-        let missing = facts.facebookReturnable.map { max(0, $0 - facts.leadsLoaded - facts.leadsRejectedOnly) }
+        let counted = facts.facebookReturnable.map { max(0, $0 - facts.leadsLoaded - facts.leadsRejectedOnly) }
 
         // The missing leads can only be in periods not yet recovered; with one such period
         // the evidence points at it, with several it goes to the latest, as an estimate.
+        // An open period cannot be counted (no token, no counters): the Page's lead rate
+        // before it, times the time since the last healthy run, estimates what waits in Facebook.
         let unrecovered = facts.periods.filter { $0.backfilledAt == nil }
         let attributedTo = unrecovered.last?.id
+        var missing = counted
+        if let open = unrecovered.last, open.endedAt == nil {
+            let days = now.timeIntervalSince(open.lastRunBefore ?? open.startedAt) / 86_400
+            let estimate = Int((open.leadsPerDayBefore * days).rounded())
+            missing = max(counted ?? 0, estimate)
+        }
         let periods = facts.periods.filter { period in
             (to.map { period.startedAt < $0 } ?? true) && (from.map { (period.endedAt ?? now) > $0 } ?? true)
         }.map { period -> Period in

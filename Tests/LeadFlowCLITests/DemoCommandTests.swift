@@ -1,0 +1,65 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowTestSupport
+import Testing
+
+/// `leadflow demo` as the README's first command runs it: exit 0, the story, the status of
+/// every connection, the gap report with the periods the scenario makes, the HTML report;
+/// and a second run that prints the same story.
+@Suite(.serialized) struct DemoCommandTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
+    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+
+    /// The scenario's leads of a form created in `[from, to)`.
+    func leads(form: String, from: Double, to: Double) throws -> Int {
+        let scenario = try GraphScenario.load(Repository.fixture("scenarios/demo.json"))
+        let generator = try #require(scenario.pages.flatMap(\.forms).first { $0.id == form }?.generate)
+        return generator.leads(formID: form).filter { $0.createdAt! >= Self.day(from) && $0.createdAt! < Self.day(to) }.count
+    }
+
+    @Test func theDemoTellsTheWholeStoryAndRunsAgainCleanly() throws {
+        let home = try Repository.temporaryFolder("demo")
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "DATABASE_URL")
+        env["LEADFLOW_HOME"] = home.path
+        let first = try runProgram(Self.binary, ["demo"], environment: env, in: Repository.root)
+        #expect(first.status == 0, "\(first.stderr)")
+        let out = first.stdout
+
+        // The story: each void, each reauthentication, each backfill.
+        #expect(out.contains("globex: VOID (permission_revoked)"))
+        #expect(out.contains("acme-main: VOID (token_expired)"))
+        #expect(out.contains("initech: VOID (token_invalidated)"))
+        #expect(out.contains("acme-main: backfill of void period 2:"))
+        #expect(out.contains("acme-events: reminder (reauthentication due)"))
+
+        // The status table lists every connection.
+        for label in ["acme-main", "acme-events", "globex", "initech"] {
+            #expect(out.contains(label), "\(label) missing from the status")
+        }
+        #expect(out.contains("void (token_expired)  2026-05-20T09:00:00Z"))
+
+        // The gap report: the periods the scenario makes, with counts from the scenario's leads.
+        let globexRecovered = try leads(form: "20011", from: 40.5, to: 45)
+        #expect(out.contains("1       permission_revoked  2026-02-14T21:00:00Z  2026-02-19T09:00:00Z  4 d 12 h   \(globexRecovered)"))
+        let lost = try leads(form: "10011", from: 90, to: 91.5)
+        let acmeRecovered = try leads(form: "10011", from: 90, to: 97) + leads(form: "10012", from: 90, to: 97) - lost
+        #expect(out.contains("2       token_expired  2026-04-05T09:00:00Z  2026-04-12T09:00:00Z  7 d 0 h   \(acmeRecovered)        0        \(lost)    partly_lost"))
+        #expect(out.contains("token_invalidated  2026-05-05T21:00:00Z  2026-05-11T09:00:00Z"))
+        #expect(out.contains("open"))
+        #expect(out.contains("every one verified against its manifest"))
+
+        // The HTML report: one timeline per connection, one row per period.
+        let htmlLine = try #require(out.split(separator: "\n").first { $0.hasPrefix("Gap report (HTML): ") })
+        let html = try String(contentsOfFile: String(htmlLine.dropFirst("Gap report (HTML): ".count)), encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg class=\"timeline\"").count - 1 == 4)
+        #expect(html.components(separatedBy: "<tr class=\"period ").count - 1 == 4)
+
+        // Again: the same story, from nothing (the timing line aside).
+        let second = try runProgram(Self.binary, ["demo"], environment: env, in: Repository.root)
+        #expect(second.status == 0, "\(second.stderr)")
+        func story(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.contains(" Graph requests, in ") } }
+        #expect(story(second.stdout) == story(out))
+    }
+}
