@@ -37,11 +37,12 @@ public struct RunStage {
         public enum State: Sendable, Equatable {
             case loaded
             case void(VoidCause)
-            /// Not processed this run: another run holds it, or Graph could not be asked.
+            /// Not processed this run: Graph could not be asked.
             case skipped(String)
             /// Some forms failed; the others loaded.
             case partial([String])
-            /// Nothing to do (a backfill of a connection with no void period awaiting one).
+            /// Nothing to do here: another run (another worker) is processing it, or a
+            /// backfill found no void period awaiting one. Not a failure.
             case idle(String)
         }
         public let label: String
@@ -249,7 +250,7 @@ public struct RunStage {
             guard let token = checked.token else { continue }
             guard try leads.tryLockConnection(record.id) else {
                 progress("\(record.label): another run is processing it; skipped")
-                summaries.append(.init(label: record.label, job: "preflight", state: .skipped("another run holds this connection"),
+                summaries.append(.init(label: record.label, job: "preflight", state: .idle("another run is processing it"),
                                        counts: LoadCounts(), pages: 0))
                 continue
             }

@@ -16,7 +16,8 @@ extension LeadFlow {
 
                 Examples:
                   leadflow backfill --all
-                  leadflow backfill --connection acme-main --since 2026-03-01T00:00:00Z --until 2026-03-15T00:00:00Z
+                  leadflow backfill --connection acme-main \\
+                      --since 2026-03-01T00:00:00Z --until 2026-03-15T00:00:00Z
                 """
         )
 

@@ -14,9 +14,9 @@ extension LeadFlow {
             discussion: """
                 Starts LeadFlow's own Postgres (a fresh `leadflow_demo` database; DATABASE_URL is never touched) and the Graph fake playing fixtures/scenarios/demo.json: three instances, four Pages, six forms, about 12,000 leads; a token that expires, a permission revoked, a password change, reauthentications, and a void period during which Facebook expires some leads. It walks the injected clock through the days with a scheduled run each day (reminders, void periods, automatic backfills), then prints the status table and the gap report, writes gap-report.html, and says where the archives are. It runs again cleanly: each run starts from nothing.
 
-                Example:
+                Examples:
                   leadflow demo
-                  leadflow demo --keep          # leave Postgres running to look around with psql
+                  leadflow demo --keep     # leave its Postgres running, to look around
                 """
         )
 

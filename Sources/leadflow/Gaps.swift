@@ -18,7 +18,7 @@ extension LeadFlow {
                   leadflow gaps
                   leadflow gaps --format md --instance acme
                   leadflow gaps --format html --output gap-report.html
-                  leadflow gaps --format csv --from 2026-01-01T00:00:00Z --to 2026-04-01T00:00:00Z
+                  leadflow gaps --format csv --from 2026-01-01T00:00:00Z
                 """
         )
 

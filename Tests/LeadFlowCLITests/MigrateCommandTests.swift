@@ -68,8 +68,15 @@ import Testing
         #expect(result.status == 0)
         #expect(result.stdout.contains("migrate"))
         #expect(result.stdout.contains("64  bad input or configuration"))
-        let migrateHelp = try runProgram(Self.binary, ["migrate", "--help"])
-        #expect(migrateHelp.stdout.contains("Example:"))
+        // Every command says what it does, its options with defaults, and an example, in 80 columns.
+        for command in [["demo"], ["migrate"], ["connect"], ["check"], ["run"], ["backfill"], ["gaps"], ["status"], ["reminders"],
+                        ["archive", "list"], ["archive", "verify"], ["archive", "extract"]] {
+            let help = try runProgram(Self.binary, command + ["--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains("OVERVIEW: "), "\(command)")
+            #expect(help.stdout.contains("Example"), "\(command) has no example")
+            #expect(help.stdout.contains("--log-level"), "\(command)")
+        }
     }
 
     @Test func anUnknownOptionIsBadInput() throws {

@@ -17,7 +17,7 @@ import Testing
         #expect(try db.query("SELECT count(*) FROM schema_migrations")[0].int(0) == Migrations.all.count)
         let tables = try db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
             .all.map { try $0.string(0) ?? "" }
-        #expect(tables == ["archives", "auth_events", "connections", "erasures", "form_snapshots", "forms", "lead_rejections",
+        #expect(tables == ["archives", "auth_events", "backfill_windows", "connections", "erasures", "form_snapshots", "forms", "lead_rejections",
                            "leads", "reminders", "runs", "schema_migrations", "void_periods", "watermarks"])
     }
 

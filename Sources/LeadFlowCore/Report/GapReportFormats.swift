@@ -79,7 +79,8 @@ extension GapReport {
         }
         for c in connections {
             out += "\n## \(c.label) (\(c.instance), Page \(c.pageID))\n\n"
-            out += "- status: **\(c.status)**, day \(c.daysSinceAuthentication) of its authentication; reminder: \(c.reminder) "
+            out += "- status: **\(c.status.replacingOccurrences(of: "_", with: " "))**, day \(c.daysSinceAuthentication) of its authentication; "
+                + "reminder: \(c.reminder.replacingOccurrences(of: "_", with: " ")) "
                 + "(due \(UTCTime.iso8601(c.reminderAt)), expires \(UTCTime.iso8601(c.expiresAt)))\n"
             out += "- last healthy run: \(c.lastHealthyRunAt.map(UTCTime.iso8601) ?? "never"); leads loaded: \(c.leadsLoaded); "
                 + "missing: \(c.missing.map(String.init) ?? "unknown")\n"
