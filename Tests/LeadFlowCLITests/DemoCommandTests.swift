@@ -26,6 +26,10 @@ import Testing
         let first = try runProgram(Self.binary, ["demo"], environment: env, in: Repository.root)
         #expect(first.status == 0, "\(first.stderr)")
         let out = first.stdout
+        // The cluster's folder goes when the test does (the demo stops it at exit).
+        let cluster = out.split(separator: "\n").first { $0.hasPrefix("Postgres: ") }
+            .map { String($0.dropFirst("Postgres: ".count).split(separator: " ")[0]) }
+        defer { if let cluster { try? FileManager.default.removeItem(atPath: cluster) } }
 
         // The story: each void, each reauthentication, each backfill.
         #expect(out.contains("globex: VOID (permission_revoked)"))

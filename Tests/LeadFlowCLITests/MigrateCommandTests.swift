@@ -36,6 +36,7 @@ import Testing
         #expect(first.stderr.contains("applied migrations"))
         let dataLine = try #require(first.stderr.split(separator: "\n").first { $0.contains("postgres.data=") })
         let data = String(dataLine.split(separator: "postgres.data=")[1].split(separator: " ")[0])
+        defer { try? FileManager.default.removeItem(atPath: data) }
         #expect(FileManager.default.fileExists(atPath: data + "/PG_VERSION"))
         // Stopped at exit: no server holds the folder.
         #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
