@@ -1,0 +1,97 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// `leadflow backfill` killed with SIGKILL at random instants, then run again: it resumes
+/// after the windows it committed and ends exactly where an uninterrupted backfill ends.
+@Suite(.serialized) struct BackfillKillTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
+    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+
+    let fake: GraphFake
+    let databaseURL: String
+    let home: URL
+
+    init() throws {
+        var scenario = GraphScenario(
+            pages: [.init(id: "1001", name: "Acme Analytics", forms: (1...4).map { f in
+                .init(id: "200\(f)", name: "Form \(f)", generate: .init(count: 6_000, start: "2026-03-02T09:0\(f):00+0000", spacingSeconds: 600))
+            })],
+            tokens: [.init(token: "EAAB-kill-backfill-one", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(20))),
+                     .init(token: "EAAB-kill-backfill-two", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(200)))])
+        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
+        scenario.latencyMilliseconds = 3
+        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        databaseURL = try TestDatabase.create("killbackfill")
+        home = try Repository.temporaryFolder("killbackfill")
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
+        env["LEADFLOW_APP_ID"] = "1234567890"
+        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
+        return env
+    }
+
+    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
+        fake.now = Self.day(n)
+        var env = environment
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(n))
+        return try runProgram(Self.binary, arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+                              environment: env, input: input.map { Data($0.utf8) })
+    }
+
+    @Test func aKilledBackfillResumesAndEndsIdenticalToAnUninterruptedOne() throws {
+        let connect = ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"]
+        #expect(try leadflow(connect, day: 0, input: "EAAB-kill-backfill-one\n").status == 0)
+        #expect(try leadflow(["run"], day: 10).status == 0)
+        #expect(try leadflow(["run"], day: 25).status == 2)
+        #expect(try leadflow(connect, day: 30, input: "EAAB-kill-backfill-two\n").status == 0)
+
+        fake.now = Self.day(30.5)
+        var env = environment
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(30.5))
+        let arguments = ["backfill", "--all", "--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path]
+        let db = try PostgresConnection(conninfo: databaseURL)
+        var generator = SystemRandomNumberGenerator()
+        // Kills from early (extract) to late (archive, load, commit): each round waits longer.
+        for round in 0..<8 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments
+            process.environment = env
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: Double.random(in: 0.05...(0.2 + Double(round) * 0.15), using: &generator))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let final = try runProgram(Self.binary, arguments, environment: env)
+        #expect(final.status == 0, "\(final.stderr)")
+
+        // Identical to an uninterrupted backfill: the leads before the void, and the void
+        // period widened by the overlap (10 minutes), each once; the period marked backfilled.
+        let overlap: TimeInterval = 600
+        let expected = Set(fake.allVisibleLeads().filter {
+            $0.createdAt! < Self.day(10) || ($0.createdAt! >= Self.day(20).addingTimeInterval(-overlap) && $0.createdAt! < Self.day(30).addingTimeInterval(overlap))
+        }.map(\.id))
+        let loaded = Set(try db.query("SELECT lead_id FROM leads").all.map { try $0.string(0)! })
+        #expect(loaded == expected)
+        #expect(try db.query("SELECT count(*) = count(DISTINCT lead_id) FROM leads")[0].bool(0) == true)
+        #expect(try db.query("SELECT backfilled_at IS NOT NULL FROM void_periods")[0].bool(0) == true)
+        #expect(try db.query("SELECT count(*) FROM backfill_windows")[0].int(0) == 4)
+        #expect(try db.query("SELECT count(*) FROM leads l LEFT JOIN archives a ON a.id = l.archive_id WHERE a.id IS NULL")[0].int(0) == 0)
+        // The scheduled watermarks did not move: they still stand where the day-10 run left them.
+        for row in try db.query("SELECT form_id, high_water FROM watermarks").all {
+            let newest = fake.leads(ofForm: try row.string(0)!).map { $0.createdAt! }.filter { $0 < Self.day(10) }.max()
+            #expect(try row.date(1) == newest)
+        }
+    }
+}
