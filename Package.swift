@@ -89,6 +89,9 @@ let package = Package(
         // The Graph fake as a process (benchmarks, trying LeadFlow by hand).
         .executableTarget(name: "graph-fake", dependencies: ["LeadFlowGraphFake", "LeadFlowCore"], swiftSettings: strict),
 
+        // Property-based fuzzing of the Graph page and pipeline-file parsers (scripts/fuzz.sh).
+        .executableTarget(name: "LeadFlowFuzz", dependencies: ["LeadFlowCore", "LeadFlowPipelineFile"], swiftSettings: strict),
+
         // Benchmarks (release builds, run by scripts/bench-*.sh).
         .executableTarget(name: "LeadFlowBench",
                           dependencies: ["LeadFlowPostgres", "LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowCore", "LeadFlowTestSupport"],
