@@ -9,10 +9,10 @@ public enum URLRedaction {
         "access_token", "appsecret_proof", "client_secret", "fb_exchange_token", "input_token",
     ]
 
-    public static let mask = "REDACTED"
-
-    /// Replaces the value of every secret parameter with `REDACTED`, wherever it stands in
-    /// the text (a URL, or a message that quotes one). Parameter names match case-insensitively.
+    /// Removes every secret parameter, name and value, wherever it stands in the text (a
+    /// URL, or a message that quotes one): `?a=1&access_token=T&b=2` becomes `?a=1&b=2`.
+    /// Not even the name is left, so a scan for `access_token=` finds nothing to explain.
+    /// Parameter names match case-insensitively.
     public static func redact(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count)
@@ -22,15 +22,28 @@ public enum URLRedaction {
                 result += text[index...]
                 break
             }
-            result += text[index..<match.valueStart]
-            result += mask
-            index = match.valueEnd
+            var cut = match.nameStart
+            var resume = match.valueEnd
+            if cut > index {
+                let before = text.index(before: cut)
+                if text[before] == "&" {
+                    cut = before                                    // "…&name=v" → "…"
+                } else if text[before] == "?" {
+                    if resume < text.endIndex, text[resume] == "&" {
+                        resume = text.index(after: resume)          // "?name=v&b" → "?b"
+                    } else {
+                        cut = before                                // "?name=v" → ""
+                    }
+                }
+            }
+            result += text[index..<cut]
+            index = resume
         }
         return result
     }
 
     private static func nextSecret(in text: String, from start: String.Index)
-        -> (valueStart: String.Index, valueEnd: String.Index)? {
+        -> (nameStart: String.Index, valueEnd: String.Index)? {
         var searchFrom = start
         while let equals = text[searchFrom...].firstIndex(of: "=") {
             // The parameter name runs back from "=" to a delimiter.
@@ -47,7 +60,7 @@ public enum URLRedaction {
                 while valueEnd < text.endIndex, !isValueEnd(text[valueEnd]) {
                     valueEnd = text.index(after: valueEnd)
                 }
-                return (valueStart, valueEnd)
+                return (nameStart, valueEnd)
             }
             searchFrom = valueStart
         }

@@ -19,6 +19,8 @@ public final class GraphFake: @unchecked Sendable {
         public let startedAt: Double
         public let finishedAt: Double
         public let status: Int
+        /// Whether the request carried `appsecret_proof` (its value is not kept).
+        public let hadAppSecretProof: Bool
     }
 
     /// The real error envelopes (`fixtures/graph/errors/`), found from this file's path in the checkout.
@@ -199,7 +201,8 @@ public final class GraphFake: @unchecked Sendable {
             query: URLRedaction.redact(URLQuery.encode(request.query)),
             tokenIndex: lock.withLock { tokenIndex(request) },
             startedAt: (begin - started).timeInterval, finishedAt: (ContinuousClock.now - started).timeInterval,
-            status: response.status)
+            status: response.status,
+            hadAppSecretProof: request.queryValue("appsecret_proof") != nil)
         lock.withLock {
             log.append(record)
             if let logFile, var line = try? JSONEncoder().encode(record) {

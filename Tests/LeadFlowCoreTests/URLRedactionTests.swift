@@ -4,7 +4,9 @@ import Testing
 @Suite struct URLRedactionTests {
     @Test func graphNextURLLosesItsToken() {
         let next = "https://graph.facebook.com/v25.0/123/leads?access_token=EAAB-not-a-real-token&limit=25&after=QVFIUk"
-        #expect(URLRedaction.redact(next) == "https://graph.facebook.com/v25.0/123/leads?access_token=REDACTED&limit=25&after=QVFIUk")
+        #expect(URLRedaction.redact(next) == "https://graph.facebook.com/v25.0/123/leads?limit=25&after=QVFIUk")
+        #expect(URLRedaction.redact("http://h/x?after=Q&access_token=T") == "http://h/x?after=Q")
+        #expect(URLRedaction.redact("http://h/x?access_token=T") == "http://h/x")
     }
 
     @Test(arguments: ["access_token", "appsecret_proof", "client_secret", "fb_exchange_token", "input_token", "ACCESS_TOKEN"])
@@ -12,7 +14,7 @@ import Testing
         let text = "GET http://127.0.0.1:9/x?a=1&\(name)=s3cr3t-value&b=2 failed"
         let redacted = URLRedaction.redact(text)
         #expect(!redacted.contains("s3cr3t-value"))
-        #expect(redacted.contains("\(name)=REDACTED&b=2"))
+        #expect(redacted == "GET http://127.0.0.1:9/x?a=1&b=2 failed")
     }
 
     @Test func ordinaryParametersAndTextAreKept() {
@@ -24,5 +26,6 @@ import Testing
         let text = #"{"next":"http://h/a?access_token=T1&x=1"} and http://h/b?input_token=T2"#
         let redacted = URLRedaction.redact(text)
         #expect(!redacted.contains("T1") && !redacted.contains("T2"))
+        #expect(redacted == #"{"next":"http://h/a?x=1"} and http://h/b"#)
     }
 }
