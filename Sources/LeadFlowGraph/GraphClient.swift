@@ -164,6 +164,12 @@ public final class GraphClient: Sendable {
             }
             let usage = GraphUsage.from(response)
             await governor.record(usage)
+            // The query goes through redaction like any text that may be shown: no secret,
+            // not even a secret parameter's name, reaches a log.
+            logger.debug("graph request", metadata: [
+                "graph.context": "\(context)", "graph.path": "\(path)",
+                "graph.query": "\(URLRedaction.redact(URLQuery.encode(request.query)))",
+                "http.status": "\(response.status)", "graph.usage": "\(usage.percent)"])
             if (200..<300).contains(response.status) {
                 do {
                     let value = try JSONDecoder().decode(T.self, from: response.body)
