@@ -87,8 +87,11 @@ public final class EmbeddedCluster: @unchecked Sendable {
         (runAs.map { "runuser -u \($0) -- " } ?? "") + "\(binaries.path)/pg_ctl -D \(dataDirectory.path) stop"
     }
 
-    public func stop() throws {
-        _ = try Self.run(binaries.appendingPathComponent("pg_ctl"), ["-D", dataDirectory.path, "-m", "fast", "-w", "stop"], runAs: runAs)
+    /// - Parameter immediately: `-m immediate` (a crash, as far as the data is concerned),
+    ///   for the fault tests; otherwise `-m fast`.
+    public func stop(immediately: Bool = false) throws {
+        _ = try Self.run(binaries.appendingPathComponent("pg_ctl"),
+                         ["-D", dataDirectory.path, "-m", immediately ? "immediate" : "fast", "-w", "stop"], runAs: runAs)
         logger.info("stopped the embedded Postgres", metadata: ["postgres.data": "\(dataDirectory.path)"])
     }
 

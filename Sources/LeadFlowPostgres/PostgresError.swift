@@ -37,6 +37,10 @@ public struct PostgresError: LeadFlowError, Equatable {
         var text = "\(code): \(function) failed"
         if let label { text += " (\(label))" }
         if let sqlState { text += " with SQLSTATE \(sqlState)\(Self.conditionName(sqlState).map { " (\($0))" } ?? "")" }
+        if kind == .connectionLost {
+            text += ": the connection to Postgres was lost (server stopped, restarted or the session terminated); "
+                + "the transaction in progress was not committed, and running again redoes it"
+        }
         return text
     }
 

@@ -1,0 +1,157 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// What happens to `leadflow run` when the database fails under it at the worst moment:
+/// after a form's COPY and upsert, before its COMMIT. The run is held there by a lock on
+/// `watermarks` (the last statement of the window's transaction; SHARE mode lets reads go on) taken from another
+/// session; then it is killed, its backend terminated, or Postgres stopped with
+/// `-m immediate`. Each time: no row of the window is visible, no watermark moved, and
+/// a rerun ends with every lead loaded exactly once.
+@Suite(.serialized) struct DatabaseFaultTests {
+    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+    static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
+
+    let fake: GraphFake
+    let home: URL
+
+    init() throws {
+        var scenario = GraphScenario(
+            pages: [.init(id: "1001", name: "Page 1001", forms: (0..<2).map { f in
+                .init(id: "1001\(f)", name: "Form \(f)", generate: .init(count: 2_000, start: "2026-10-01T00:00:00+0000", spacingSeconds: 600))
+            })],
+            tokens: [.init(token: "EAAB-dbfault-token", pages: ["1001"])])
+        scenario.tokens[0].type = "USER"
+        fake = try GraphFake(scenario: scenario, now: Self.now)
+        home = try Repository.temporaryFolder("dbfault")
+    }
+
+    func environment(_ databaseURL: String) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
+        env["LEADFLOW_APP_ID"] = "1234567890"
+        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
+        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now)
+        return env
+    }
+
+    /// Starts `leadflow run` and returns once its first window's transaction waits on the
+    /// watermark lock `holder` holds, with the run's process and its backend's pid.
+    func runHeldBeforeCommit(_ databaseURL: String, holder: PostgresConnection) throws -> (Process, Pipe, Int) {
+        // SHARE: reading a watermark goes on, writing one waits.
+        try holder.execute(raw: RawSQL(label: "hold", "BEGIN; LOCK TABLE watermarks IN SHARE MODE"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["run"]
+        process.environment = environment(databaseURL)
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Another session watches: pg_stat_activity is a snapshot fixed for the holder's transaction.
+        let watcher = try PostgresConnection(conninfo: databaseURL)
+        for _ in 0..<600 {
+            let waiting = try watcher.query("""
+                SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO watermarks%'
+                """)
+            if waiting.count == 1 { return (process, stderr, try waiting[0].int(0)!) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let seen = try watcher.query("SELECT coalesce(string_agg(state || ' ' || coalesce(wait_event_type, '-') || ' ' || left(query, 80), E'\n'), '') FROM pg_stat_activity WHERE datname = current_database()")[0].string(0) ?? ""
+        kill(process.processIdentifier, SIGKILL)
+        try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
+        process.waitUntilExit()
+        throw NeverHeld(seen: seen + "\n" + String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).suffix(1500))
+    }
+
+    struct NeverHeld: Error, CustomStringConvertible {
+        let seen: String
+        var description: String { "the run never reached the watermark's update; the database saw: \(seen)" }
+    }
+
+    func expectNothingCommitted(_ db: PostgresConnection) throws {
+        #expect(try db.query("SELECT count(*) FROM leads")[0].int(0) == 0)
+        #expect(try db.query("SELECT count(*) FROM watermarks")[0].int(0) == 0)
+    }
+
+    func expectExactlyTheFakesLeads(_ db: PostgresConnection) throws {
+        let ids = Set(try db.query("SELECT lead_id FROM leads").all.map { try $0.string(0)! })
+        #expect(ids == Set(fake.allVisibleLeads().filter { $0.createdAt! < Self.now }.map(\.id)))
+        #expect(try db.query("SELECT count(*) = count(DISTINCT lead_id) FROM leads")[0].bool(0) == true)
+    }
+
+    func connect(_ databaseURL: String) throws {
+        let result = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+                                    environment: environment(databaseURL), input: Data("EAAB-dbfault-token\n".utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test func killedBetweenCopyAndCommitNothingIsVisibleAndARerunLoadsAll() throws {
+        let url = try TestDatabase.create("killcommit")
+        try connect(url)
+        let holder = try PostgresConnection(conninfo: url)
+        let (process, _, _) = try runHeldBeforeCommit(url, holder: holder)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
+        try expectNothingCommitted(holder)
+
+        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try expectExactlyTheFakesLeads(holder)
+    }
+
+    @Test func aBackendTerminatedBeforeCommitFailsClearlyAndARerunLoadsAll() throws {
+        let url = try TestDatabase.create("terminate")
+        try connect(url)
+        let holder = try PostgresConnection(conninfo: url)
+        let (process, stderr, backend) = try runHeldBeforeCommit(url, holder: holder)
+        #expect(try holder.query("SELECT pg_terminate_backend($1)", [backend])[0].bool(0) == true)
+        process.waitUntilExit()
+        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("leadflow: postgres"), "\(message)")
+        try expectNothingCommitted(holder)
+
+        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try expectExactlyTheFakesLeads(holder)
+    }
+
+    @Test func postgresStoppedImmediatelyMidLoadThenRestarted() throws {
+        // A cluster of this test's own, to crash.
+        let clusterHome = try Repository.temporaryFolder("crash")
+        var cluster: EmbeddedCluster? = try EmbeddedCluster.start(home: clusterHome)
+        cluster?.keepRunning = true
+        let data = cluster!.dataDirectory
+        defer {
+            try? EmbeddedCluster.start(home: clusterHome).stop()
+            try? FileManager.default.removeItem(at: data)
+        }
+        let url = cluster!.conninfo
+        try connect(url)
+        var holder: PostgresConnection? = try PostgresConnection(conninfo: url)
+        let (process, stderr, _) = try runHeldBeforeCommit(url, holder: holder!)
+        try cluster!.stop(immediately: true)
+        process.waitUntilExit()
+        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("leadflow: postgres"), "\(message)")
+        holder = nil
+        cluster = nil
+
+        // Restarted (crash recovery): the window's transaction never happened.
+        let restarted = try EmbeddedCluster.start(home: clusterHome)
+        restarted.keepRunning = true
+        let db = try PostgresConnection(conninfo: url)
+        try expectNothingCommitted(db)
+        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try expectExactlyTheFakesLeads(db)
+    }
+}
