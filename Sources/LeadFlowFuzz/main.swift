@@ -98,7 +98,7 @@ while ContinuousClock.now < deadline {
     switch mode {
     case "graph":
         do {
-            let list = try JSONDecoder().decode(GraphList<GraphLead>.self, from: Data(input))
+            let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(input))
             accepted += 1
             for raw in list.data {
                 _ = raw.canonicalJSON

@@ -172,7 +172,7 @@ public final class GraphClient: Sendable {
                 "http.status": "\(response.status)", "graph.usage": "\(usage.percent)"])
             if (200..<300).contains(response.status) {
                 do {
-                    let value = try JSONDecoder().decode(T.self, from: response.body)
+                    let value = try GraphJSON.decode(T.self, from: response.body)
                     return (value, redactedBody(response.body), requests)
                 } catch {
                     failure = GraphError(kind: .malformed, httpStatus: response.status,

@@ -409,7 +409,7 @@ public struct RunStage {
             counts = counts + (try leads.loadWindow(runID: runID, connectionID: record.id, formID: formID, archiveID: archiveID,
                                                     commit: commit, at: now) { emit, reject in
                 for page in pages where page.formID == formID {
-                    let list = try JSONDecoder().decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
+                    let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
                     for raw in list.data {
                         let digest = Hex.lowercase(SHA256.hash(data: Data(raw.canonicalJSON.utf8)))
                         if let created = raw.createdAt, created < now { newest = max(newest ?? created, created) }

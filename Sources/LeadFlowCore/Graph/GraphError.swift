@@ -131,7 +131,7 @@ public struct GraphError: LeadFlowError, Equatable {
             }
             let error: Inner
         }
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: body) else {
+        guard let envelope = try? GraphJSON.decode(Envelope.self, from: body) else {
             return GraphError(kind: .api, httpStatus: status, message: "HTTP \(status) without an error envelope", context: context)
         }
         let inner = envelope.error
