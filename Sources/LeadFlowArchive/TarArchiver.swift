@@ -24,6 +24,22 @@ public struct TarArchiver: RawArchiver {
                            bytes: Int64((try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0),
                            members: verified)
     }
+
+    public func members(of relativePath: String) throws -> [(name: String, data: Data)] {
+        let reader = try ArchiveReader(url: home.appendingPathComponent(relativePath))
+        var members: [(name: String, data: Data)] = []
+        while let entry = try reader.nextEntry() {
+            guard entry.kind == .file else { continue }
+            members.append((entry.name, try reader.readData()))
+        }
+        return members
+    }
+
+    public func remove(_ relativePath: String) throws {
+        let url = home.appendingPathComponent(relativePath)
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        try FileManager.default.removeItem(at: url)
+    }
 }
 
 /// Checks an archive end to end: every member readable, and every hash the manifest

@@ -44,6 +44,10 @@ public protocol RawArchiver: Sendable {
     ///   - members: archive member name → the spooled file holding it.
     ///   - manifest: the `manifest.json` bytes (written last, hashes of every other member).
     func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun
+    /// Every member of an archive, in order (`manifest.json` included).
+    func members(of relativePath: String) throws -> [(name: String, data: Data)]
+    /// Removes an archive file (one superseded by an erasure).
+    func remove(_ relativePath: String) throws
 }
 
 /// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
@@ -64,6 +68,8 @@ public protocol LeadRepository {
     func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, at: Date,
                     leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
 
+    /// The keyed hashes of erased people (`ErasureList`): kept out of archives and tables.
+    func erasureHashes() throws -> Set<String>
     /// Closed void periods of the connection that no backfill has completed yet, oldest first.
     func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod]
     /// The forms whose backfill window of this void period has committed.

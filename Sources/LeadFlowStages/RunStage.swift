@@ -305,7 +305,7 @@ public struct RunStage {
         }
         let spool = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: spool) }
-        let sink = try SpoolSink(folder: spool)
+        let sink = try SpoolSink(folder: spool, erased: ErasureList(hashes: try leads.erasureHashes(), hash: { [sealer] in sealer.erasureHash($0) }))
 
         let allForms: [GraphForm]
         do {
@@ -376,6 +376,7 @@ public struct RunStage {
             progress("\(record.label): loading")
             counts = try load(pages, of: completed.keys.sorted(), forms: allForms, record: record, job: job, windows: windows,
                               archiveID: archiveID, runID: runID, now: now)
+            counts.erased = sink.erasedCount
             timings.load += lap()
         }
         if case .voidPeriod(let period) = job, state == .loaded {

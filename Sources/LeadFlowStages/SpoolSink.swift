@@ -18,11 +18,15 @@ final class SpoolSink: LeadPageSink, @unchecked Sendable {
     }
 
     let folder: URL
+    /// Erased people never reach the spool, so never an archive or a table.
+    let erased: ErasureList
     private let lock = NSLock()
     private var pages: [Spooled] = []
+    private var erasedLeads = 0
 
-    init(folder: URL) throws {
+    init(folder: URL, erased: ErasureList = .none) throws {
         self.folder = folder
+        self.erased = erased
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
@@ -30,12 +34,21 @@ final class SpoolSink: LeadPageSink, @unchecked Sendable {
         let name = "pages/form-\(page.formID)/page-\(String(format: "%04d", page.number)).json"
         let file = folder.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try page.rawBody.write(to: file)
-        let digest = Hex.lowercase(SHA256.hash(data: page.rawBody))
+        var body = page.rawBody
+        var removed = 0
+        let matches = Set(page.leads.filter(erased.contains).map(\.id))
+        if !matches.isEmpty { (body, removed) = try RawPage.removing(matches, from: body) }
+        try body.write(to: file)
+        let digest = Hex.lowercase(SHA256.hash(data: body))
         lock.withLock {
-            pages.append(Spooled(formID: page.formID, number: page.number, name: name, file: file, sha256: digest, leads: page.leads.count))
+            erasedLeads += removed
+            pages.append(Spooled(formID: page.formID, number: page.number, name: name, file: file, sha256: digest,
+                                 leads: page.leads.count - removed))
         }
     }
+
+    /// Leads of erased people left out of the spooled pages.
+    var erasedCount: Int { lock.withLock { erasedLeads } }
 
     /// The spooled pages of these forms, in form and page order.
     func pages(of forms: Set<String>) -> [Spooled] {

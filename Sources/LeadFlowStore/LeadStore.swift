@@ -84,14 +84,6 @@ public struct LeadStore: LeadRepository {
             label: "save archive")[0].int(0)!)
     }
 
-    /// True for a staged lead `s` whose person was erased (by lead id or e-mail): it is never inserted.
-    static let erased = """
-        EXISTS (SELECT 1 FROM erasures e
-                WHERE (e.subject_kind = 'lead_id' AND e.subject_hash = encode(sha256(convert_to(s.lead_id, 'UTF8')), 'hex'))
-                   OR (e.subject_kind = 'email' AND s.email IS NOT NULL
-                       AND e.subject_hash = encode(sha256(convert_to(s.email, 'UTF8')), 'hex')))
-        """
-
     static let stagedColumns = ["lead_id", "instance", "connection_id", "page_id", "form_id", "form_name", "source_id", "ad_id",
                                 "adset_id", "campaign_id", "is_organic", "platform", "created_at", "email", "first_name", "last_name",
                                 "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
@@ -122,21 +114,17 @@ public struct LeadStore: LeadRepository {
                     INSERT INTO leads AS l (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at)
                     SELECT DISTINCT ON (s.lead_id) \(Self.stagedColumns.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
                     FROM lead_stage s
-                    WHERE NOT \(Self.erased)
                     ORDER BY s.lead_id
                     ON CONFLICT (lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
                         last_run_id = EXCLUDED.last_run_id, updated_at = EXCLUDED.updated_at
                     WHERE (\(compared.map { "l.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ")))
                     RETURNING (xmax = 0) AS inserted
                 )
-                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
-                       (SELECT count(DISTINCT s.lead_id) FROM lead_stage s WHERE \(Self.erased))
-                FROM upserted
+                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
                 """, [archiveID, runID, at], label: "upsert leads")[0]
             counts.inserted = try result.int(0) ?? 0
             counts.updated = try result.int(1) ?? 0
-            counts.erased = try result.int(2) ?? 0
-            counts.unchanged = staged - counts.inserted - counts.updated - counts.erased
+            counts.unchanged = staged - counts.inserted - counts.updated
             for (rejection, rawSHA) in rejections {
                 try db.query("""
                     INSERT INTO lead_rejections (run_id, connection_id, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at)
@@ -166,6 +154,10 @@ public struct LeadStore: LeadRepository {
             }
             return counts
         }
+    }
+
+    public func erasureHashes() throws -> Set<String> {
+        Set(try db.query("SELECT subject_hash FROM erasures", label: "erasure tombstones").all.map { try $0.string(0)! })
     }
 
     public func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod] {

@@ -84,4 +84,11 @@ public struct TokenVault: TokenSealer {
             throw VaultError(kind: .corrupt, message: "the stored token does not open with this key (tampered key or row); reconnect the Page")
         }
     }
+
+    /// HMAC-SHA256 under a key derived (HKDF) from the sealing key: tombstones that only
+    /// this deployment can match, and nobody can reverse from a list of addresses.
+    public func erasureHash(_ subject: String) -> String {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("leadflow erasure tombstones".utf8), outputByteCount: 32)
+        return Hex.lowercase(HMAC<SHA256>.authenticationCode(for: Data(subject.utf8), using: derived))
+    }
 }

@@ -26,7 +26,7 @@ struct LeadFlow: AsyncParsableCommand {
               64  bad input or configuration
               1   any other failure
             """,
-        subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self, Archive.self]
+        subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self, Archive.self, Erase.self]
     )
 }
 

@@ -1,0 +1,71 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+
+/// The rows of `leadflow erase`: tombstones, the leads and rejections to delete, and the
+/// archives an erasure rewrites.
+public struct ErasureStore: ErasureRepository {
+    let db: PostgresConnection
+
+    public init(_ db: PostgresConnection) {
+        self.db = db
+    }
+
+    public func addTombstones(_ tombstones: [(kind: String, hash: String)], at: Date) throws {
+        for tombstone in tombstones {
+            try db.query("""
+                INSERT INTO erasures (subject_kind, subject_hash, requested_at) VALUES ($1, $2, $3)
+                ON CONFLICT (subject_kind, subject_hash) DO NOTHING
+                """, [tombstone.kind, tombstone.hash, at], label: "add tombstone")
+        }
+    }
+
+    public func tombstoneHashes() throws -> Set<String> {
+        Set(try db.query("SELECT subject_hash FROM erasures", label: "tombstones").all.map { try $0.string(0)! })
+    }
+
+    public func leadIDs(email: String?, leadID: String?) throws -> Set<String> {
+        Set(try db.query("""
+            SELECT lead_id FROM leads WHERE email = $1 OR lead_id = $2
+            UNION SELECT lead_id FROM lead_rejections WHERE lead_id = $2
+            """, [email, leadID], label: "leads of the person").all.compactMap { try $0.string(0) })
+    }
+
+    public func currentArchives() throws -> [(id: Int64, path: String)] {
+        try db.query("SELECT id, path FROM archives WHERE superseded_by IS NULL ORDER BY id", label: "current archives").all.map {
+            (Int64(try $0.int(0)!), try $0.string(1)!)
+        }
+    }
+
+    public func supersededArchivePaths() throws -> [String] {
+        try db.query("SELECT path FROM archives WHERE superseded_by IS NOT NULL", label: "superseded archives").all.map { try $0.string(0)! }
+    }
+
+    public func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) throws {
+        try db.transaction { db in
+            let newID = try db.query("""
+                INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
+                SELECT run_id, connection_id, $2, $3, $4, $5, window_from, window_to, greatest($6, created_at), greatest($6, created_at)
+                FROM archives WHERE id = $1 RETURNING id
+                """, [oldID, new.path, new.sha256, new.bytes, new.members, at], label: "record rewritten archive")[0].int(0)!
+            try db.query("UPDATE archives SET superseded_by = $2 WHERE id = $1", [oldID, newID], label: "supersede archive")
+            try db.query("UPDATE leads SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint leads")
+            try db.query("UPDATE lead_rejections SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint rejections")
+        }
+    }
+
+    public func deleteLeads(_ ids: Set<String>, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int) {
+        try db.transaction { db in
+            let array = Array(ids)
+            let leads = try db.query("WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) RETURNING 1) SELECT count(*) FROM d",
+                                     [array], label: "delete leads")[0].int(0) ?? 0
+            let rejections = try db.query("WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) RETURNING 1) SELECT count(*) FROM d",
+                                          [array], label: "delete rejections")[0].int(0) ?? 0
+            try db.query("""
+                UPDATE erasures SET leads_deleted = leads_deleted + $2, archives_rewritten = archives_rewritten + $3
+                WHERE subject_hash = ANY($1)
+                """, [tombstones, leads + rejections, archivesRewritten], label: "count erasure")
+            return (leads, rejections)
+        }
+    }
+}
