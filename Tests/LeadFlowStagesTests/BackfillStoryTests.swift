@@ -242,4 +242,33 @@ import Testing
             _ = try await world.stage.backfill(labels: ["nobody"], window: nil, now: Self.day(10.7))
         }
     }
+
+    /// The client's clock 15 minutes ahead of Facebook's, or behind: after two runs every
+    /// lead Facebook shows (below the run's own "now") is loaded once, including one that
+    /// Facebook indexed late, and each watermark is a lead's own time, never the local clock.
+    @Test(arguments: [15.0, -15.0])
+    func clockSkewOfFifteenMinutesLosesNothing(skewMinutes: Double) async throws {
+        let world = try world()
+        try await connect(world, "EAAB-backfill-user-one", day: 0)
+        let server = Self.day(5)
+        let skew = skewMinutes * 60
+        world.fake.now = server
+        _ = try await world.stage.run(now: server.addingTimeInterval(skew))
+        // Indexed late: stamped two minutes before the first read, visible only after it.
+        world.fake.addLeads([GraphLead(id: "555000001", createdTime: UTCTime.iso8601(server.addingTimeInterval(-120)),
+                                       fieldData: [.init(name: "email", values: ["late@indexing.io"])], formID: "2001")], toForm: "2001")
+        world.fake.now = server.addingTimeInterval(1_800)
+        let clientNow = server.addingTimeInterval(1_800 + skew)
+        _ = try await world.stage.run(now: clientNow)
+
+        // What Facebook shows now (up to its clock), below the run's own "now".
+        let expected = fakeLeads(world, from: .distantPast, to: clientNow), loaded = try loadedLeads(world)
+        #expect(loaded == expected, "missing \(expected.subtracting(loaded).sorted().prefix(5)), extra \(loaded.subtracting(expected).sorted().prefix(5))")
+        #expect(try loadedLeads(world).contains("555000001"))
+        #expect(try world.db.query("SELECT count(*) = count(DISTINCT lead_id) FROM leads")[0].bool(0) == true)
+        for row in try world.db.query("SELECT form_id, high_water FROM watermarks").all {
+            let newest = world.fake.leads(ofForm: try row.string(0)!).map { $0.createdAt! }.filter { $0 < clientNow }.max()
+            #expect(try row.date(1) == newest, "the watermark is the newest lead's time")
+        }
+    }
 }
