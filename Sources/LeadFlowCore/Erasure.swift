@@ -46,6 +46,12 @@ public enum RawPage {
 
 /// Where erasures are recorded and carried out (Postgres: `ErasureStore`).
 public protocol ErasureRepository {
+    /// One erasure at a time (a session lock), so two never rewrite the same archive.
+    func lockErasures() throws
+    func unlockErasures() throws
+    /// Waits until no run is inside a connection (each connection's lock taken and given
+    /// back): a run that started before the tombstone has then published what it read.
+    func waitForRunsInFlight() throws
     /// Tombstones (kind `email` or `lead_id`, keyed hash), kept whatever happens next.
     func addTombstones(_ tombstones: [(kind: String, hash: String)], at: Date) throws
     func tombstoneHashes() throws -> Set<String>
@@ -55,8 +61,9 @@ public protocol ErasureRepository {
     func currentArchives() throws -> [(id: Int64, path: String)]
     /// Paths of superseded archives, whose files an interrupted erasure may have left.
     func supersededArchivePaths() throws -> [String]
-    /// One transaction: the new archive recorded, the old one superseded by it, and every
-    /// lead and rejection that pointed at the old one pointed at the new one.
+    /// One transaction: the new archive recorded, the old one superseded by it (it must
+    /// still be current), and every lead and rejection that pointed at the old one pointed
+    /// at the new one.
     func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) throws
     /// Deletes the leads and rejections with these ids; counts them on the tombstones.
     func deleteLeads(_ ids: Set<String>, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int)

@@ -34,7 +34,8 @@ public final class EmbeddedCluster: @unchecked Sendable {
         guard let binaries = serverBinaries ?? newestServer(),
               FileManager.default.isExecutableFile(atPath: binaries.appendingPathComponent("initdb").path),
               FileManager.default.isExecutableFile(atPath: binaries.appendingPathComponent("pg_ctl").path) else {
-            throw EmbeddedClusterError(message: "PostgreSQL's server programs (initdb, pg_ctl) are not installed: run `apt-get install postgresql`, or set DATABASE_URL to a Postgres of your own")
+            throw EmbeddedClusterError(message: "PostgreSQL's server programs (initdb, pg_ctl) are not installed: run `apt-get install postgresql`, or set DATABASE_URL to a Postgres of your own",
+                                       isConfiguration: true)
         }
         let home = home.standardizedFileURL.absoluteURL
         let runAs: String? = geteuid() == 0 ? unprivilegedUser : nil
@@ -47,10 +48,17 @@ public final class EmbeddedCluster: @unchecked Sendable {
         }
         // A unix socket path holds at most 107 bytes.
         let socket = data.path.utf8.count + 20 < 107 ? data : URL(fileURLWithPath: "/tmp/leadflow-pg-\(stableHash(data.path))")
-        let user = runAs ?? (ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(geteuid()).pointee.pw_name))
+        let user = try runAs ?? currentUser()
+        // Two commands starting at once: one initdb, one start; the other waits, then reuses it.
+        let lockFile = data.deletingLastPathComponent().appendingPathComponent(".\(data.lastPathComponent).lock")
+        try FileManager.default.createDirectory(at: data.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let lock = open(lockFile.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw EmbeddedClusterError(message: "cannot open \(lockFile.path): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+        let startedHere = try prepareAndStart(data: data, socket: socket, binaries: binaries, runAs: runAs, logger: logger)
         let cluster = EmbeddedCluster(dataDirectory: data, socketDirectory: socket, user: user, binaries: binaries, runAs: runAs,
-                                      logger: logger, startedHere: try prepareAndStart(data: data, socket: socket, binaries: binaries,
-                                                                                      runAs: runAs, logger: logger))
+                                      logger: logger, startedHere: startedHere)
         try cluster.createDatabase()
         return cluster
     }
@@ -63,12 +71,20 @@ public final class EmbeddedCluster: @unchecked Sendable {
         self.runAs = runAs
         self.logger = logger
         self.startedHere = startedHere
-        conninfo = "host=\(socketDirectory.path) port=5432 user=\(user) dbname=\(Self.database)"
+        conninfo = Self.conninfo(socket: socketDirectory, user: user, database: Self.database)
     }
 
     /// The conninfo of another database of this cluster.
     public func conninfo(database: String) -> String {
-        "host=\(socketDirectory.path) port=5432 user=\(user) dbname=\(database)"
+        Self.conninfo(socket: socketDirectory, user: user, database: database)
+    }
+
+    /// libpq conninfo, values quoted (a LEADFLOW_HOME may hold spaces).
+    static func conninfo(socket: URL, user: String, database: String) -> String {
+        func quoted(_ value: String) -> String {
+            "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        return "host=\(quoted(socket.path)) port=5432 user=\(quoted(user)) dbname=\(quoted(database))"
     }
 
     /// Drops the database if it exists and creates it empty (the demo starts clean each time).
@@ -88,10 +104,12 @@ public final class EmbeddedCluster: @unchecked Sendable {
     }
 
     /// - Parameter immediately: `-m immediate` (a crash, as far as the data is concerned),
-    ///   for the fault tests; otherwise `-m fast`.
+    ///   for the fault tests. Otherwise `-m smart`: it waits (10 s at most) for other
+    ///   processes still using the cluster (an overlapping run, a second command) instead of
+    ///   cutting them off, and leaves it running if they stay.
     public func stop(immediately: Bool = false) throws {
         _ = try Self.run(binaries.appendingPathComponent("pg_ctl"),
-                         ["-D", dataDirectory.path, "-m", immediately ? "immediate" : "fast", "-w", "stop"], runAs: runAs)
+                         ["-D", dataDirectory.path, "-m", immediately ? "immediate" : "smart", "-w", "-t", "10", "stop"], runAs: runAs)
         logger.info("stopped the embedded Postgres", metadata: ["postgres.data": "\(dataDirectory.path)"])
     }
 
@@ -103,7 +121,7 @@ public final class EmbeddedCluster: @unchecked Sendable {
             if let runAs { try chown(data, to: runAs) }
             let initdb = try run(binaries.appendingPathComponent("initdb"),
                                  ["-D", data.path, "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--no-locale",
-                                  "-U", runAs ?? (ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(geteuid()).pointee.pw_name))],
+                                  "-U", try runAs ?? currentUser()],
                                  runAs: runAs)
             guard initdb.status == 0 else {
                 throw EmbeddedClusterError(message: "initdb failed in \(data.path): \(initdb.output.suffix(400))")
@@ -115,8 +133,14 @@ public final class EmbeddedCluster: @unchecked Sendable {
         if socket != data {
             try files.createDirectory(at: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             if let runAs { try chown(socket, to: runAs) }
+            // A predictable name under /tmp: refuse one somebody else made.
+            var status = stat()
+            let owner = runAs.flatMap { getpwnam($0)?.pointee.pw_uid } ?? geteuid()
+            guard stat(socket.path, &status) == 0, status.st_uid == owner, status.st_mode & 0o077 == 0 else {
+                throw EmbeddedClusterError(message: "\(socket.path) belongs to another user or is open to others: remove it, or use a shorter LEADFLOW_HOME")
+            }
         }
-        let options = "-c listen_addresses='' -k \(socket.path) -c unix_socket_permissions=0700 -c port=5432"
+        let options = "-c listen_addresses='' -k '\(socket.path)' -c unix_socket_permissions=0700 -c port=5432"
         // Not captured: the server inherits pg_ctl's output and would hold a pipe open for its lifetime.
         let started = try run(pgCtl, ["-D", data.path, "-l", data.appendingPathComponent("server.log").path, "-w", "-t", "60",
                                       "-o", options, "start"], runAs: runAs, capture: false)
@@ -128,10 +152,17 @@ public final class EmbeddedCluster: @unchecked Sendable {
     }
 
     private func createDatabase() throws {
-        let admin = try PostgresConnection(conninfo: "host=\(socketDirectory.path) port=5432 user=\(user) dbname=postgres")
+        let admin = try PostgresConnection(conninfo: conninfo(database: "postgres"))
         if try admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [Self.database], label: "find database").count == 0 {
             try admin.execute(raw: RawSQL(label: "create database", "CREATE DATABASE \(Self.database)"))
         }
+    }
+
+    /// This process's user name (the cluster's superuser when not root).
+    static func currentUser() throws -> String {
+        if let entry = getpwuid(geteuid()) { return String(cString: entry.pointee.pw_name) }
+        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        throw EmbeddedClusterError(message: "this user (uid \(geteuid())) has no name in /etc/passwd: set DATABASE_URL", isConfiguration: true)
     }
 
     /// The newest `/usr/lib/postgresql/<major>/bin`.
@@ -202,6 +233,8 @@ public final class EmbeddedCluster: @unchecked Sendable {
 
 public struct EmbeddedClusterError: LeadFlowError {
     public let message: String
+    /// True when the fix is the operator's (install the server, set DATABASE_URL): exit 64.
+    public var isConfiguration = false
     public var code: String { "postgres.embedded" }
     public var disposition: Disposition { .fatal }
     public var description: String { message }

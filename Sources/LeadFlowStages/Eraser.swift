@@ -31,7 +31,12 @@ public struct Eraser {
         var tombstones: [(kind: String, hash: String)] = []
         if let email { tombstones.append(("email", sealer.erasureHash(ErasureList.subject(email: email)))) }
         if let leadID { tombstones.append(("lead_id", sealer.erasureHash(ErasureList.subject(leadID: leadID)))) }
+        try repository.lockErasures()
+        defer { try? repository.unlockErasures() }
         try repository.addTombstones(tombstones, at: now)
+        // Runs that started before the tombstone finish (and publish) before the scan;
+        // runs that start after it read it and leave the person out.
+        try repository.waitForRunsInFlight()
         let person = ErasureList(hashes: Set(tombstones.map(\.hash)), hash: { [sealer] in sealer.erasureHash($0) })
 
         for path in try repository.supersededArchivePaths() { try archiver.remove(path) }
@@ -56,12 +61,13 @@ public struct Eraser {
             let manifestData = members.first { $0.name == "manifest.json" }?.data ?? Data("{}".utf8)
             let manifest = try Self.manifest(manifestData, members: rewritten, removed: removed, now: now)
             let newPath = Self.rewrittenPath(archive.path, now: now)
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("leadflow-erase-\(UUID().uuidString.prefix(8))")
+            // Other people's raw leads pass through here: a folder only this user can read.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("leadflow-erase-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
             defer { try? FileManager.default.removeItem(at: folder) }
             var files: [(name: String, file: URL)] = []
             for (index, member) in rewritten.enumerated() {
                 let file = folder.appendingPathComponent("\(index)")
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 try member.data.write(to: file)
                 files.append((member.name, file))
             }
@@ -91,11 +97,16 @@ public struct Eraser {
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     }
 
-    /// `…/run-7.tar.zst` → `…/run-7.erased-20261129T031500Z.tar.zst`.
+    /// `…/run-7.tar.zst` → `…/run-7.erased-20261129T031500Z.tar.zst` (a second erasure
+    /// replaces the stamp rather than adding one).
     static func rewrittenPath(_ path: String, now: Date) -> String {
-        let stamp = UTCTime.iso8601(now).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
-        let base = path.replacingOccurrences(of: #"\.erased-[0-9TZ]+"#, with: "", options: .regularExpression)
-        guard let dot = base.range(of: ".tar") else { return base + ".erased-\(stamp)" }
-        return base[..<dot.lowerBound] + ".erased-\(stamp)" + base[dot.lowerBound...]
+        let f = UTCTime.fields(now)
+        let stamp = String(format: "%04d%02d%02dT%02d%02d%02dZ", f.year, f.month, f.day, f.hour, f.minute, f.second)
+        let folder = (path as NSString).deletingLastPathComponent
+        let name = ((path as NSString).lastPathComponent)
+            .replacingOccurrences(of: #"\.erased-[0-9]{8}T[0-9]{6}Z"#, with: "", options: .regularExpression)
+        let renamed = name.range(of: ".tar").map { name[..<$0.lowerBound] + ".erased-\(stamp)" + name[$0.lowerBound...] }
+            ?? name + ".erased-\(stamp)"
+        return folder.isEmpty ? String(renamed) : folder + "/" + renamed
     }
 }

@@ -130,7 +130,9 @@ public struct RunStage {
                 scheduled.add(summary)
                 return summaries + [summary]
             }
-            try scheduled.finish(summaries: summaries.filter { $0.job == "scheduled" })
+            // The scheduled run answers for every connection it looked at (void and skipped ones
+            // included); the backfill run for its own passes.
+            try scheduled.finish(summaries: summaries.filter { !$0.job.hasPrefix("backfill") })
             try backfill.finish(summaries: nil)
             return Summary(runID: try scheduled.id(), backfillRunID: backfill.startedID, connections: summaries, timings: timings)
         } catch {

@@ -11,6 +11,25 @@ public struct ErasureStore: ErasureRepository {
         self.db = db
     }
 
+    /// Advisory lock space for erasures (LeadStore's connection locks use 0x4C46).
+    static let erasureLockSpace: Int32 = 0x4C47
+
+    public func lockErasures() throws {
+        try db.query("SELECT pg_advisory_lock($1, 0)", [Int(Self.erasureLockSpace)], label: "lock erasures")
+    }
+
+    public func unlockErasures() throws {
+        try db.query("SELECT pg_advisory_unlock($1, 0)", [Int(Self.erasureLockSpace)], label: "unlock erasures")
+    }
+
+    public func waitForRunsInFlight() throws {
+        for row in try db.query("SELECT id FROM connections ORDER BY id", label: "connections").all {
+            let id = try row.int(0)!
+            try db.query("SELECT pg_advisory_lock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "wait for the connection's run")
+            try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "release the connection")
+        }
+    }
+
     public func addTombstones(_ tombstones: [(kind: String, hash: String)], at: Date) throws {
         for tombstone in tombstones {
             try db.query("""
@@ -48,7 +67,9 @@ public struct ErasureStore: ErasureRepository {
                 SELECT run_id, connection_id, $2, $3, $4, $5, window_from, window_to, greatest($6, created_at), greatest($6, created_at)
                 FROM archives WHERE id = $1 RETURNING id
                 """, [oldID, new.path, new.sha256, new.bytes, new.members, at], label: "record rewritten archive")[0].int(0)!
-            try db.query("UPDATE archives SET superseded_by = $2 WHERE id = $1", [oldID, newID], label: "supersede archive")
+            let superseded = try db.query("UPDATE archives SET superseded_by = $2 WHERE id = $1 AND superseded_by IS NULL RETURNING id",
+                                          [oldID, newID], label: "supersede archive")
+            guard superseded.count == 1 else { throw ArchiveAlreadySuperseded(archiveID: oldID) }
             try db.query("UPDATE leads SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint leads")
             try db.query("UPDATE lead_rejections SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint rejections")
         }
@@ -68,4 +89,13 @@ public struct ErasureStore: ErasureRepository {
             return (leads, rejections)
         }
     }
+}
+
+/// The archive an erasure rewrote was rewritten meanwhile by another: nothing committed;
+/// running the erasure again works on the archive now in force.
+public struct ArchiveAlreadySuperseded: LeadFlowError {
+    public let archiveID: Int64
+    public var code: String { "erasure.archive_superseded" }
+    public var disposition: Disposition { .fatal }
+    public var description: String { "archive \(archiveID) was rewritten by another erasure meanwhile; run the erasure again" }
 }

@@ -12,6 +12,8 @@ public struct GapStore {
         self.db = db
     }
 
+    /// Rejections are counted once per lead: every overlap and backfill that re-reads a
+    /// rejected lead records it again.
     /// - Parameter instance: only this instance's connections (nil: all).
     public func facts(instance: String?, now: Date) throws -> [GapFacts] {
         let connections = try db.query("""
@@ -45,7 +47,8 @@ public struct GapStore {
             facts.facebookReturnable = try totals.int(2)
             facts.lastHealthyRunAt = try totals.date(3)
             for reason in try db.query("""
-                SELECT reason, count(*) FROM lead_rejections, unnest(reasons) AS reason WHERE connection_id = $1 GROUP BY reason
+                SELECT reason, count(DISTINCT coalesce(lead_id, raw_sha256)) FROM lead_rejections, unnest(reasons) AS reason
+                WHERE connection_id = $1 GROUP BY reason
                 """, [id], label: "gap rejections").all {
                 facts.rejected[try reason.string(0)!] = try reason.int(1) ?? 0
             }

@@ -52,6 +52,16 @@ public struct TokenVault: TokenSealer {
         guard errno == EEXIST else {
             throw VaultError(kind: .keyFile, message: "cannot create the key file \(path): \(String(cString: strerror(errno)))")
         }
+        return try open(keyFile: keyFile)
+    }
+
+    /// Reads an existing key file; never creates one (an erasure under a new key would
+    /// write tombstones no run can match).
+    public static func open(keyFile: URL) throws -> TokenVault {
+        let path = keyFile.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw VaultError(kind: .keyFile, message: "there is no key file at \(path): point LEADFLOW_HOME or LEADFLOW_KEY_FILE at the one the runs use")
+        }
         var status = stat()
         guard stat(path, &status) == 0 else {
             throw VaultError(kind: .keyFile, message: "cannot read the key file \(path)")

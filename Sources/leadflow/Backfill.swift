@@ -52,9 +52,9 @@ extension LeadFlow {
                 let wiring = try Wiring(pipeline: pipeline)
                 var window: LeadWindow?
                 if let since = since.flatMap(UTCTime.parse) {
-                    let end = until.flatMap(UTCTime.parse) ?? wiring.now
-                    guard since < end else { throw ValidationError("--since must be before --until (or now).") }
-                    window = LeadWindow(from: since, to: min(end, wiring.now))
+                    let end = min(until.flatMap(UTCTime.parse) ?? wiring.now, wiring.now)
+                    guard since < end else { throw ValidationError("--since must be before --until and before now.") }
+                    window = LeadWindow(from: since, to: end)
                 }
                 summary = try await wiring.runStage().backfill(labels: all ? nil : labels, window: window, now: wiring.now,
                                                                progress: progressReporter(label: "leadflow.backfill"))

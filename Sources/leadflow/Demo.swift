@@ -31,6 +31,10 @@ extension LeadFlow {
         @Flag(help: "Leave the demo's Postgres running at the end, and say how to reach and stop it.")
         var keep = false
 
+        func validate() throws {
+            if let runEveryHours, !(runEveryHours > 0) { throw ValidationError("--run-every-hours must be more than 0.") }
+        }
+
         func run() async throws {
             common.bootstrapLogging()
             let started = ContinuousClock.now

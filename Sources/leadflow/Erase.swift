@@ -10,10 +10,10 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Delete a person's leads from the tables and the archives, and keep them deleted.",
             discussion: """
-                Records a tombstone first (a keyed hash of the e-mail or lead id, under a key derived from the token key: the erasures table names nobody), then deletes the person's rows from leads and lead_rejections, and rewrites every archive holding their raw leads (a new archive without them, verified, recorded as superseding the old one, which is then removed). From then on no run or backfill archives or loads them again. Running it again finishes an interrupted erasure. The address is never printed or logged.
+                Records a tombstone first (a keyed hash of the e-mail or lead id, under a key derived from the token key: the erasures table names nobody), then deletes the person's rows from leads and lead_rejections, and rewrites every archive holding their raw leads (a new archive without them, verified, recorded as superseding the old one, which is then removed). From then on no run or backfill archives or loads them again. Running it again finishes an interrupted erasure. The address is read from standard input (never an argument: other users can read those) and never printed or logged.
 
                 Examples:
-                  leadflow erase --email jane.doe@example.com
+                  echo jane.doe@example.com | leadflow erase --email
                   leadflow erase --lead 120000000000001
                 """
         )
@@ -21,27 +21,32 @@ extension LeadFlow {
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
 
-        @Option(help: "The person's e-mail address (matched trimmed and lower-cased).")
-        var email: String?
+        @Flag(name: .customLong("email"), help: "Read the person's e-mail address from standard input (matched trimmed and lower-cased).")
+        var emailFromInput = false
 
         @Option(name: .customLong("lead"), help: "A Facebook lead id.")
         var leadID: String?
 
         func validate() throws {
-            guard email != nil || leadID != nil else { throw ValidationError("Give --email ADDRESS or --lead ID.") }
-            if let email, !email.contains("@") { throw ValidationError("--email does not look like an address.") }
+            guard emailFromInput || leadID != nil else { throw ValidationError("Give --email (the address on standard input) or --lead ID.") }
             if let leadID, leadID.isEmpty || !leadID.allSatisfy(\.isNumber) { throw ValidationError("--lead must be a lead id (digits).") }
         }
 
         func run() async throws {
             common.bootstrapLogging()
             do {
+                var email: String?
+                if emailFromInput {
+                    let line = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces) ?? ""
+                    guard line.contains("@") else { throw ValidationError("standard input does not hold an e-mail address.") }
+                    email = line
+                }
                 let pipeline = try pipelineOption.load()
                 let wiring = try Wiring(pipeline: pipeline)
                 let eraser = Eraser(repository: ErasureStore(wiring.database),
                                     archiver: TarArchiver(home: wiring.environment.home,
                                                           compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
-                                    sealer: try wiring.vault())
+                                    sealer: try TokenVault.open(keyFile: wiring.environment.keyFile))
                 let summary = try eraser.erase(email: email, leadID: leadID, now: wiring.now)
                 printErr("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
                          + "\(summary.rawLeadsRemoved) raw lead\(summary.rawLeadsRemoved == 1 ? "" : "s") removed from \(summary.archivesRewritten) archive\(summary.archivesRewritten == 1 ? "" : "s"); "

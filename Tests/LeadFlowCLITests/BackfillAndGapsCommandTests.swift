@@ -50,6 +50,8 @@ import Testing
         let voidRun = try leadflow(["run"], day: 25)
         #expect(voidRun.status == 2, "\(voidRun.stderr)")
         #expect(voidRun.stderr.contains("void (token_expired)"))
+        let db = try PostgresConnection(conninfo: databaseURL)
+        #expect(try db.query("SELECT status FROM runs ORDER BY id DESC LIMIT 1")[0].string(0) == "partial", "a void connection makes the run partial")
 
         let open = try JSONSerialization.jsonObject(with: Data(try leadflow(["gaps", "--format", "json"], day: 25).stdout.utf8)) as! [String: Any]
         let connection = (open["connections"] as! [[String: Any]])[0]
@@ -75,7 +77,6 @@ import Testing
         let backfill = try leadflow(["backfill", "--all"], day: 30.5)
         #expect(backfill.status == 0, "\(backfill.stderr)")
         #expect(backfill.stderr.contains("backfill of void period 1"))
-        let db = try PostgresConnection(conninfo: databaseURL)
         let inPeriod = fake.allVisibleLeads().filter { $0.createdAt! >= Self.day(20) && $0.createdAt! < Self.day(30) }.count
         #expect(try db.query("SELECT count(*) FROM leads WHERE created_at >= $1 AND created_at < $2", [Self.day(20), Self.day(30)])[0].int(0) == inPeriod)
 

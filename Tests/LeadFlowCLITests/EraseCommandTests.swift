@@ -42,7 +42,7 @@ import Testing
         let email = try #require(person.fieldData.first { $0.name == "email" }?.values.first)
         let normalized = email.trimmingCharacters(in: .whitespaces).lowercased()
 
-        let byEmail = try leadflow(["erase", "--email", email], day: 9.5)
+        let byEmail = try leadflow(["erase", "--email"], day: 9.5, input: email + "\n")
         #expect(byEmail.status == 0, "\(byEmail.stderr)")
         #expect(byEmail.stderr.contains("erased: 1 lead and 0 rejections deleted"))
         #expect(!byEmail.stderr.lowercased().contains(normalized), "the address is never printed")
