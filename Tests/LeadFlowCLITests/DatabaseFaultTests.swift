@@ -24,6 +24,8 @@ import Testing
             })],
             tokens: [.init(token: "EAAB-dbfault-token", pages: ["1001"])])
         scenario.tokens[0].type = "USER"
+        // Graph's next URLs name another host here: a client that followed them would fail.
+        scenario.nextURLHost = "graph.evil.example"
         fake = try GraphFake(scenario: scenario, now: Self.now)
         home = try Repository.temporaryFolder("dbfault")
     }
@@ -150,6 +152,34 @@ import Testing
         restarted.keepRunning = true
         let db = try PostgresConnection(conninfo: url)
         try expectNothingCommitted(db)
+        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        try expectExactlyTheFakesLeads(db)
+    }
+
+    /// Graph faults at run level: a 500 on a page, a truncated body, a rate limit with its
+    /// usage header, an invalid cursor that never heals, a `next` URL on another host. The
+    /// transient ones are retried; the form whose cursor stays invalid fails alone, its
+    /// watermark does not move and the run exits 1; no request goes anywhere but the fake;
+    /// a rerun once Graph is well again ends with T = L.
+    @Test func graphFaultsAreRetriedOrFailOneFormAndARerunLoadsAll() throws {
+        let url = try TestDatabase.create("graphfaults")
+        try connect(url)
+        fake.addFault(.init(path: "10010/leads", onRequest: 3, kind: .http500))
+        fake.addFault(.init(path: "10010/leads", onRequest: 5, kind: .truncate))
+        fake.addFault(.init(path: "10010/leads", onRequest: 7, kind: .graphError, fixture: "app_rate_limit_4", status: 400, regainAccessMinutes: 0))
+        fake.addFault(.init(path: "10011/leads", onRequest: 2, times: 1_000, kind: .graphError, fixture: "invalid_cursor_100", status: 400))
+        let first = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(first.status == 1, "\(first.stderr)")
+        #expect(first.stderr.contains("partial: forms 10011 failed"), "\(first.stderr)")
+        let db = try PostgresConnection(conninfo: url)
+        #expect(try db.query("SELECT array_agg(form_id) FROM watermarks")[0].string(0) == "{10010}", "the failed form's watermark stays")
+        let form0 = Set(fake.leads(ofForm: "10010").filter { $0.createdAt! < Self.now }.map(\.id))
+        #expect(Set(try db.query("SELECT lead_id FROM leads WHERE form_id = '10010'").all.map { try $0.string(0)! }) == form0)
+        // Every request reached the fake (it never followed a next URL: they carry the token and could name any host).
+        #expect(fake.requestLog.allSatisfy { $0.path.hasPrefix("/v25.0/") })
+
+        fake.clearFaults()
         let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)

@@ -64,4 +64,20 @@ import Testing
         // The reasons are codes: no value of the lead is repeated in them.
         #expect(!noContact.reasons.joined().contains("xxx"))
     }
+
+    /// A 50 MB page (one lead with a 50 MB answer): decoded, and the lead loads with its
+    /// answer or is rejected; nothing traps.
+    @Test func aFiftyMegabytePageIsHandled() throws {
+        let huge = String(repeating: "y", count: 50 * 1_048_576)
+        let page = #"{"data":[{"id":"9","created_time":"2026-01-05T09:30:00+0000","field_data":[{"name":"email","values":["a@b.io"]},{"name":"notes","values":[""# + huge + #""]}]}]}"#
+        let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(page.utf8))
+        var pipeline = Pipeline(name: "t")
+        pipeline.defaultSource = "s"
+        let outcome = LeadTransformer(pipeline: pipeline).transform(list.data[0], context: LeadContext(instance: "i", connectionID: 1, pageID: "1", formID: "1", formName: nil))
+        guard case .lead(let lead) = outcome else {
+            Issue.record("expected a lead")
+            return
+        }
+        #expect(lead.answers["notes"]?.first?.count == 50 * 1_048_576)
+    }
 }
