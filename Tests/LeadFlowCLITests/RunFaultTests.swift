@@ -4,13 +4,14 @@ import LeadFlowPostgres
 import LeadFlowTestSupport
 import Testing
 
-/// What happens to `leadflow run` when the database fails under it at the worst moment:
+/// What happens to `leadflow run` when Graph or the database fails under it. The database
+/// at the worst moment:
 /// after a form's COPY and upsert, before its COMMIT. The run is held there by a lock on
 /// `watermarks` (the last statement of the window's transaction; SHARE mode lets reads go on) taken from another
 /// session; then it is killed, its backend terminated, or Postgres stopped with
 /// `-m immediate`. Each time: no row of the window is visible, no watermark moved, and
 /// a rerun ends with every lead loaded exactly once.
-@Suite(.serialized) struct DatabaseFaultTests {
+@Suite(.serialized) struct RunFaultTests {
     static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
 
@@ -183,5 +184,39 @@ import Testing
         let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
+    }
+
+    /// A permission revoked in the middle of a run: the connection goes void at the run's
+    /// instant with cause permission_revoked, the form committed before it stays, the run
+    /// asks nothing more of Graph; after reauthentication the backfill brings the rest: T = L.
+    @Test func aPermissionRevokedMidRunVoidsTheConnectionAndABackfillHeals() throws {
+        let url = try TestDatabase.create("revoked")
+        try connect(url)
+        // Forms are read two at a time: the second form's first page meets the revocation.
+        fake.addFault(.init(path: "10011/leads", onRequest: 1, times: 1_000, kind: .graphError, fixture: "permission_200", status: 403))
+        let first = try runProgram(Self.binary, ["run"], environment: environment(url))
+        #expect(first.status == 2, "\(first.stderr)")
+        #expect(first.stderr.contains("void (permission_revoked)"))
+        let db = try PostgresConnection(conninfo: url)
+        let period = try db.query("SELECT cause, started_at FROM void_periods WHERE ended_at IS NULL")
+        #expect(period.count == 1)
+        #expect(try period[0].string(0) == "permission_revoked")
+        #expect(try period[0].date(1) == Self.now, "void from the run's own instant")
+        let requestsAtVoid = fake.requestLog.count
+        // A second run asks Graph for no lead while the connection is void.
+        #expect(try runProgram(Self.binary, ["run"], environment: environment(url)).status == 2)
+        #expect(!fake.requestLog[requestsAtVoid...].contains { $0.path.hasSuffix("/leads") })
+
+        fake.clearFaults()
+        var later = environment(url)
+        later["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now.addingTimeInterval(3_600))
+        let reconnect = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+                                       environment: later, input: Data("EAAB-dbfault-token\n".utf8))
+        #expect(reconnect.status == 0, "\(reconnect.stderr)")
+        let healed = try runProgram(Self.binary, ["run"], environment: later)
+        #expect(healed.status == 0, "\(healed.stderr)")
+        #expect(healed.stderr.contains("backfill of void period 1"))
+        try expectExactlyTheFakesLeads(db)
+        #expect(try db.query("SELECT backfilled_at IS NOT NULL FROM void_periods")[0].bool(0) == true)
     }
 }
