@@ -31,7 +31,7 @@ struct Environment {
         return date
     }
 
-    /// Archives, the key file and (later) the embedded cluster live here.
+    /// Archives, the spool, the key file and (when not root) the embedded cluster live here.
     var home: URL { URL(fileURLWithPath: value("LEADFLOW_HOME") ?? ".leadflow") }
 
     /// The AES key that seals stored tokens.

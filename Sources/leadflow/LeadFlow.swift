@@ -12,6 +12,7 @@ struct LeadFlow: AsyncParsableCommand {
         discussion: """
             Environment:
               DATABASE_URL            the Postgres to use: libpq conninfo or URI
+                                      (unset: LeadFlow's own cluster, started per command)
               LEADFLOW_HOME           archives, spool, token key (default .leadflow)
               LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key)
               LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
@@ -19,6 +20,10 @@ struct LeadFlow: AsyncParsableCommand {
               LEADFLOW_APP_ID         the Facebook app's id
               LEADFLOW_APP_SECRET     its secret (or LEADFLOW_APP_SECRET_FILE)
               LEADFLOW_NOW            an ISO 8601 instant that replaces the clock
+              LEADFLOW_POSTGRES_BIN   initdb and pg_ctl for the own cluster (default:
+                                      Debian's newest /usr/lib/postgresql/*/bin)
+
+            New here? `leadflow demo` shows the whole story in under a minute.
 
             Exit codes:
               0   success
