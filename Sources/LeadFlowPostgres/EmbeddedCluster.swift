@@ -95,7 +95,25 @@ public final class EmbeddedCluster: @unchecked Sendable {
     }
 
     deinit {
-        if startedHere && !keepRunning { try? stop() }
+        if startedHere && !keepRunning { try? stopUnlessShared() }
+    }
+
+    /// Stops the cluster this process started, unless another process is using it (an
+    /// overlapping run, a second command): then it is left running for them, and said so.
+    /// This process's own sessions are ending with it and do not count.
+    public func stopUnlessShared() throws {
+        let admin = try PostgresConnection(conninfo: conninfo(database: "postgres"))
+        let ours = OpenSessions.shared.pids.map(String.init)
+        let others = try admin.query("""
+            SELECT count(*) FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND NOT (pid = ANY($1::int[]))
+            """, [ours], label: "other clients")[0].int(0) ?? 0
+        guard others == 0 else {
+            logger.notice("the embedded Postgres is in use by another process: left running",
+                          metadata: ["postgres.data": "\(dataDirectory.path)", "postgres.stop": "\(stopCommand)"])
+            return
+        }
+        try stop()
     }
 
     /// The command that stops it by hand (printed with `--keep`).
@@ -104,12 +122,10 @@ public final class EmbeddedCluster: @unchecked Sendable {
     }
 
     /// - Parameter immediately: `-m immediate` (a crash, as far as the data is concerned),
-    ///   for the fault tests. Otherwise `-m smart`: it waits (10 s at most) for other
-    ///   processes still using the cluster (an overlapping run, a second command) instead of
-    ///   cutting them off, and leaves it running if they stay.
+    ///   for the fault tests; otherwise `-m fast`.
     public func stop(immediately: Bool = false) throws {
         _ = try Self.run(binaries.appendingPathComponent("pg_ctl"),
-                         ["-D", dataDirectory.path, "-m", immediately ? "immediate" : "smart", "-w", "-t", "10", "stop"], runAs: runAs)
+                         ["-D", dataDirectory.path, "-m", immediately ? "immediate" : "fast", "-w", "stop"], runAs: runAs)
         logger.info("stopped the embedded Postgres", metadata: ["postgres.data": "\(dataDirectory.path)"])
     }
 

@@ -47,9 +47,11 @@ public final class PostgresConnection {
         }, Unmanaged.passUnretained(noticeSink).toOpaque())
         try execute(raw: RawSQL(label: "session settings",
                                 "SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'; SET client_encoding = 'UTF8'"))
+        OpenSessions.shared.add(PQbackendPID(handle))
     }
 
     deinit {
+        OpenSessions.shared.remove(PQbackendPID(handle))
         PQfinish(handle)
     }
 
@@ -201,4 +203,21 @@ private func withCStrings<R>(_ texts: [String?], _ body: ([UnsafePointer<CChar>?
     let owned = texts.map { $0.map { strdup($0)! } }
     defer { owned.forEach { free($0) } }
     return body(owned.map { $0.map { UnsafePointer($0) } })
+}
+
+/// The server processes of this process's own open sessions, so the embedded cluster can
+/// tell its own clients (ending with the command) from another process's.
+final class OpenSessions: @unchecked Sendable {
+    static let shared = OpenSessions()
+    private let lock = NSLock()
+    private var backends: [Int32: Int] = [:]
+
+    func add(_ pid: Int32) { lock.withLock { backends[pid, default: 0] += 1 } }
+    func remove(_ pid: Int32) {
+        lock.withLock {
+            backends[pid, default: 1] -= 1
+            if backends[pid] == 0 { backends[pid] = nil }
+        }
+    }
+    var pids: [Int32] { lock.withLock { Array(backends.keys) } }
 }

@@ -48,6 +48,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
     }
 
+    /// The process that started the cluster leaves it running while another process is
+    /// connected (an overlapping run), and stops it once that one has gone.
+    @Test func theEmbeddedClusterIsNotStoppedUnderAnotherProcess() throws {
+        let home = try Repository.temporaryFolder("shared")
+        let cluster = try EmbeddedCluster.start(home: home)
+        cluster.keepRunning = true
+        defer { try? cluster.stop(); try? FileManager.default.removeItem(at: cluster.dataDirectory) }
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+        other.arguments = [cluster.conninfo, "-qAtc", "SELECT pg_sleep(3)"]
+        other.standardOutput = FileHandle.nullDevice
+        other.standardError = FileHandle.nullDevice
+        try other.run()
+        // Wait until its session is there.
+        let watcher = try PostgresConnection(conninfo: cluster.conninfo)
+        for _ in 0..<100 where try watcher.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")[0].int(0) == 0 {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        try cluster.stopUnlessShared()
+        #expect(FileManager.default.fileExists(atPath: cluster.dataDirectory.appendingPathComponent("postmaster.pid").path), "left running for the other process")
+        other.waitUntilExit()
+        #expect(other.terminationStatus == 0, "the other process finished its work")
+        try cluster.stopUnlessShared()
+        #expect(!FileManager.default.fileExists(atPath: cluster.dataDirectory.appendingPathComponent("postmaster.pid").path), "stopped once alone")
+    }
+
     @Test func aMissingPostgresServerIsNamedInOneSentence() throws {
         let home = try Repository.temporaryFolder("noserver")
         let result = try runProgram(Self.binary, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
