@@ -271,4 +271,18 @@ import Testing
             #expect(try row.date(1) == newest, "the watermark is the newest lead's time")
         }
     }
+
+    /// A lead that cannot be made valid is re-read by every overlap: it is a rejection row
+    /// each time, but one rejected lead in the gap report.
+    @Test func aRejectedLeadCountsOnceHoweverOftenItIsReRead() async throws {
+        let world = try world()
+        try await connect(world, "EAAB-backfill-user-one", day: 0)
+        world.fake.addLeads([GraphLead(id: "666000001", createdTime: UTCTime.iso8601(Self.day(1)),
+                                       fieldData: [.init(name: "full_name", values: ["No Contact"])], formID: "2001")], toForm: "2001")
+        try await run(world, day: 1.001)
+        try await run(world, day: 1.002)     // the overlap reads it again
+        #expect(try world.db.query("SELECT count(*) FROM lead_rejections WHERE lead_id = '666000001'")[0].int(0) == 2)
+        let connection = try #require(try gapReport(world, at: 1.01).connections.first)
+        #expect(connection.rejected == ["no_contact": 1])
+    }
 }
