@@ -91,6 +91,16 @@ public enum ArchiveVerifier {
         return count
     }
 
+    /// `verify`, and the file's SHA-256 compared with the one recorded when it was published.
+    @discardableResult
+    public static func verify(_ url: URL, recordedSHA256: String?) throws -> Int {
+        let members = try verify(url)
+        if let recordedSHA256, try sha256(of: url) != recordedSHA256 {
+            throw Mismatch(path: url.path, detail: "the file's SHA-256 differs from the one recorded")
+        }
+        return members
+    }
+
     public static func sha256(of url: URL) throws -> String {
         let handle = try FileHandle(forReadingFrom: url)
         defer { try? handle.close() }

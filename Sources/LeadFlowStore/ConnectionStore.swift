@@ -56,11 +56,7 @@ public struct ConnectionStore: ConnectionRepository {
                     WHERE connection_id = $1 AND ended_at IS NULL
                     RETURNING id, cause, cause_detail, started_at, ended_at
                     """, [id, now], label: "close void period")
-                if open.count == 1 {
-                    let row = open[0]
-                    closed = VoidPeriod(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!)!,
-                                        detail: try row.string(2), startedAt: try row.date(3)!, endedAt: try row.date(4))
-                }
+                if open.count == 1 { closed = try VoidPeriod(row: open[0]) }
                 try event(db, id, "reauthenticated", now, cause: closed.map { "closes void period \($0.id) (\($0.cause.rawValue))" })
                 if let previous {
                     try event(db, id, "authenticator_changed", now, cause: "from user \(previous) to user \(auth.authenticatorUserID)")
@@ -151,10 +147,7 @@ public struct ConnectionStore: ConnectionRepository {
 
     public func voidPeriods(connectionID: Int64) throws -> [VoidPeriod] {
         try db.query("SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods WHERE connection_id = $1 ORDER BY started_at",
-                     [connectionID], label: "void periods").all.map { row in
-            VoidPeriod(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!)!, detail: try row.string(2),
-                       startedAt: try row.date(3)!, endedAt: try row.date(4))
-        }
+                     [connectionID], label: "void periods").all.map(VoidPeriod.init(row:))
     }
 
     private func event(_ db: PostgresConnection, _ connectionID: Int64, _ kind: String, _ at: Date, cause: String?) throws {
@@ -183,4 +176,13 @@ public struct ConnectionStore: ConnectionRepository {
 func parseTextArray(_ literal: String) -> [String] {
     literal.trimmingCharacters(in: CharacterSet(charactersIn: "{}")).split(separator: ",")
         .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+}
+
+extension VoidPeriod {
+    /// From the columns `id, cause, cause_detail, started_at, ended_at` of `void_periods`
+    /// (whose CHECK admits only the causes `VoidCause` names).
+    init(row: PostgresRow) throws {
+        self.init(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!)!, detail: try row.string(2),
+                  startedAt: try row.date(3)!, endedAt: try row.date(4))
+    }
 }

@@ -164,10 +164,7 @@ public struct LeadStore: LeadRepository {
         try db.query("""
             SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods
             WHERE connection_id = $1 AND ended_at IS NOT NULL AND backfilled_at IS NULL ORDER BY started_at
-            """, [connectionID], label: "void periods awaiting backfill").all.map { row in
-            VoidPeriod(id: Int64(try row.int(0)!), cause: VoidCause(rawValue: try row.string(1)!) ?? .tokenInvalidated,
-                       detail: try row.string(2), startedAt: try row.date(3)!, endedAt: try row.date(4))
-        }
+            """, [connectionID], label: "void periods awaiting backfill").all.map(VoidPeriod.init(row:))
     }
 
     public func backfilledForms(voidPeriodID: Int64) throws -> Set<String> {

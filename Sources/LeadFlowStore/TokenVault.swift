@@ -24,9 +24,14 @@ public struct TokenVault: TokenSealer {
     /// The key's bytes (SymmetricKey is not Sendable; the vault is shared across tasks).
     private let keyBytes: Data
     private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    /// HKDF of the key for erasure tombstones, derived once: runs hash every lead's
+    /// e-mail and id against the tombstones.
+    private let erasureKeyBytes: Data
 
     init(key: SymmetricKey) {
         keyBytes = key.withUnsafeBytes { Data($0) }
+        erasureKeyBytes = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("leadflow erasure tombstones".utf8), outputByteCount: 32)
+            .withUnsafeBytes { Data($0) }
         let digest = SHA256.hash(data: keyBytes)
         keyID = Hex.lowercase(digest.prefix(6))
     }
@@ -98,7 +103,6 @@ public struct TokenVault: TokenSealer {
     /// HMAC-SHA256 under a key derived (HKDF) from the sealing key: tombstones that only
     /// this deployment can match, and nobody can reverse from a list of addresses.
     public func erasureHash(_ subject: String) -> String {
-        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("leadflow erasure tombstones".utf8), outputByteCount: 32)
-        return Hex.lowercase(HMAC<SHA256>.authenticationCode(for: Data(subject.utf8), using: derived))
+        Hex.lowercase(HMAC<SHA256>.authenticationCode(for: Data(subject.utf8), using: SymmetricKey(data: erasureKeyBytes)))
     }
 }

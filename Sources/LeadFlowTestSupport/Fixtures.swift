@@ -1,4 +1,5 @@
 import Foundation
+import LeadFlowCore
 
 /// The repository's top-level folders, found from this file's own path, so tests read
 /// `fixtures/` and run `.build/debug/leadflow` wherever the checkout is.
@@ -47,4 +48,27 @@ public func runProgram(_ executable: String, _ arguments: [String], environment:
     return ProcessResult(status: process.terminationStatus,
                          stdout: String(decoding: stdout, as: UTF8.self),
                          stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+/// The built `leadflow` binary, as the CLI tests run it.
+public enum LeadFlowBinary {
+    public static let path = Repository.root.appendingPathComponent(".build/debug/leadflow").path
+
+    /// This process's environment, pointed at a database, a LEADFLOW_HOME, the Graph fake
+    /// (with its scenario's app id and secret) and, when given, an injected clock.
+    public static func environment(databaseURL: String, home: URL, graphURL: String, now: Date?,
+                                   appID: String = "1234567890", appSecret: String = "fake-app-secret") -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["DATABASE_URL"] = databaseURL
+        env["LEADFLOW_HOME"] = home.path
+        env["LEADFLOW_GRAPH_URL"] = graphURL
+        env["LEADFLOW_APP_ID"] = appID
+        env["LEADFLOW_APP_SECRET"] = appSecret
+        if let now { env["LEADFLOW_NOW"] = UTCTime.iso8601(now) }
+        return env
+    }
+
+    public static func run(_ arguments: [String], environment: [String: String], input: String? = nil) throws -> ProcessResult {
+        try runProgram(path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+    }
 }

@@ -65,10 +65,7 @@ extension LeadFlow {
                 }
                 for (url, sha) in targets {
                     do {
-                        let members = try ArchiveVerifier.verify(url)
-                        if let sha, try ArchiveVerifier.sha256(of: url) != sha {
-                            throw ArchiveVerifier.Mismatch(path: url.path, detail: "the file's SHA-256 differs from the one recorded")
-                        }
+                        let members = try ArchiveVerifier.verify(url, recordedSHA256: sha)
                         printErr("ok      \(url.path) (\(members) members)\n")
                     } catch {
                         failures += 1

@@ -61,9 +61,7 @@ extension LeadFlow {
             } catch {
                 throw ExitStatus.report(error)
             }
-            printSummary(summary)
-            if summary.hasGaps { throw ExitStatus.finishedWithGaps }
-            if summary.hasFailures { throw ExitStatus.failure }
+            try finish(summary)
         }
     }
 }

@@ -51,9 +51,7 @@ extension LeadFlow {
             } catch {
                 throw ExitStatus.report(error)
             }
-            printSummary(summary)
-            if summary.hasGaps { throw ExitStatus.finishedWithGaps }
-            if summary.hasFailures { throw ExitStatus.failure }
+            try finish(summary)
         }
     }
 }
@@ -65,6 +63,13 @@ func progressReporter(label: String) -> (String) -> Void {
     return { step in
         if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
     }
+}
+
+/// Prints the summary, then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
+func finish(_ summary: RunStage.Summary) throws {
+    printSummary(summary)
+    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
+    if summary.hasFailures { throw ExitStatus.failure }
 }
 
 /// The table of a run or backfill, and where the time went, on stderr.

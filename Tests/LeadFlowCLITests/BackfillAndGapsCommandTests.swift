@@ -8,7 +8,6 @@ import Testing
 /// a reauthentication and a backfill bring the period's leads in, and every format of the
 /// report says so.
 @Suite(.serialized) struct BackfillAndGapsCommandTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
 
@@ -31,15 +30,9 @@ import Testing
 
     func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
         fake.now = Self.day(n)
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = "1234567890"
-        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(n))
-        return try runProgram(Self.binary, arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
-                              environment: env, input: input.map { Data($0.utf8) })
+        return try LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+                                      environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
+                                                                              now: Self.day(n)), input: input)
     }
 
     @Test func aVoidPeriodIsReportedThenBackfilledThenRecovered() throws {

@@ -7,7 +7,6 @@ import Testing
 /// `leadflow backfill` killed with SIGKILL at random instants, then run again: it resumes
 /// after the windows it committed and ends exactly where an uninterrupted backfill ends.
 @Suite(.serialized) struct BackfillKillTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
 
@@ -29,22 +28,14 @@ import Testing
         home = try Repository.temporaryFolder("killbackfill")
     }
 
-    var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = "1234567890"
-        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-        return env
+    func environment(day n: Double) -> [String: String] {
+        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n))
     }
 
     func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
         fake.now = Self.day(n)
-        var env = environment
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(n))
-        return try runProgram(Self.binary, arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
-                              environment: env, input: input.map { Data($0.utf8) })
+        return try LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+                                      environment: environment(day: n), input: input)
     }
 
     @Test func aKilledBackfillResumesAndEndsIdenticalToAnUninterruptedOne() throws {
@@ -55,15 +46,14 @@ import Testing
         #expect(try leadflow(connect, day: 30, input: "EAAB-kill-backfill-two\n").status == 0)
 
         fake.now = Self.day(30.5)
-        var env = environment
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(30.5))
+        let env = environment(day: 30.5)
         let arguments = ["backfill", "--all", "--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path]
         let db = try PostgresConnection(conninfo: databaseURL)
         var generator = SystemRandomNumberGenerator()
         // Kills from early (extract) to late (archive, load, commit): each round waits longer.
         for round in 0..<8 {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
             process.arguments = arguments
             process.environment = env
             process.standardOutput = FileHandle.nullDevice
@@ -73,7 +63,7 @@ import Testing
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        let final = try runProgram(Self.binary, arguments, environment: env)
+        let final = try runProgram(LeadFlowBinary.path, arguments, environment: env)
         #expect(final.status == 0, "\(final.stderr)")
 
         // Identical to an uninterrupted backfill: the leads before the void, and the void

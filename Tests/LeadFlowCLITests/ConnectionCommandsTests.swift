@@ -7,7 +7,6 @@ import Testing
 /// connect, check, status and reminders as a user runs them: the built binary against the
 /// Graph fake and the real Postgres, with the clock moved by LEADFLOW_NOW.
 @Suite struct ConnectionCommandsTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let token = "EAAB-cli-secret-\(UInt32.random(in: 0...UInt32.max))"
     static let day0 = UTCTime.parse("2026-03-02T08:00:00Z")!
 
@@ -30,14 +29,8 @@ import Testing
     func run(_ arguments: [String], day: Double, input: String? = nil) throws -> ProcessResult {
         let instant = Self.day0.addingTimeInterval(day * 86_400)
         fake.now = instant
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = "1234567890"
-        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(instant)
-        return try runProgram(Self.binary, arguments, environment: env, input: input.map { Data($0.utf8) })
+        return try LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
+                                                                                         graphURL: fake.baseURL, now: instant), input: input)
     }
 
     @Test func aTokenGivenAsAnArgumentIsRefused() throws {

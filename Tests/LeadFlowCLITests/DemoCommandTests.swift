@@ -7,7 +7,6 @@ import Testing
 /// every connection, the gap report with the periods the scenario makes, the HTML report;
 /// and a second run that prints the same story.
 @Suite(.serialized) struct DemoCommandTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
 
@@ -23,7 +22,7 @@ import Testing
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "DATABASE_URL")
         env["LEADFLOW_HOME"] = home.path
-        let first = try runProgram(Self.binary, ["demo"], environment: env, in: Repository.root)
+        let first = try runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
         #expect(first.status == 0, "\(first.stderr)")
         let out = first.stdout
         // The cluster's folder goes when the test does (the demo stops it at exit).
@@ -61,7 +60,7 @@ import Testing
         #expect(html.components(separatedBy: "<tr class=\"period ").count - 1 == 4)
 
         // Again: the same story, from nothing (the timing line aside).
-        let second = try runProgram(Self.binary, ["demo"], environment: env, in: Repository.root)
+        let second = try runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
         #expect(second.status == 0, "\(second.stderr)")
         func story(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.contains(" Graph requests, in ") } }
         #expect(story(second.stdout) == story(out))

@@ -7,7 +7,6 @@ import Testing
 /// `leadflow erase`: the person leaves the tables and every archive, and stays out through
 /// a backfill of the same window.
 @Suite(.serialized) struct EraseCommandTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
 
@@ -23,14 +22,8 @@ import Testing
         let home = try Repository.temporaryFolder("erase")
         func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
             fake.now = Self.day(n)
-            var env = ProcessInfo.processInfo.environment
-            env["DATABASE_URL"] = databaseURL
-            env["LEADFLOW_HOME"] = home.path
-            env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-            env["LEADFLOW_APP_ID"] = "1234567890"
-            env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-            env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.day(n))
-            return try runProgram(Self.binary, arguments, environment: env, input: input.map { Data($0.utf8) })
+            return try LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(
+                databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n)), input: input)
         }
         #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0, input: "EAAB-erase-token\n").status == 0)
         #expect(try leadflow(["run"], day: 5).status == 0)

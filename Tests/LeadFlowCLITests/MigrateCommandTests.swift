@@ -6,7 +6,6 @@ import Testing
 
 /// The CLI as a user runs it: the built binary, its exit codes and what it prints.
 @Suite struct MigrateCommandTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
 
     func environment(_ extra: [String: String]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
@@ -16,11 +15,11 @@ import Testing
 
     @Test func migrateTwiceThenTheSchemaIsCurrent() throws {
         let url = try TestDatabase.create("cli")
-        let first = try runProgram(Self.binary, ["migrate"], environment: environment(["DATABASE_URL": url]))
+        let first = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(first.status == 0, "\(first.stderr)")
         let versions = Migrations.all.map { String($0.version) }.joined(separator: ", ")
         #expect(first.stderr.contains("applied migrations \(versions); schema is at version \(Migrations.latestVersion)"))
-        let second = try runProgram(Self.binary, ["migrate"], environment: environment(["DATABASE_URL": url]))
+        let second = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(second.status == 0)
         #expect(second.stderr.contains("schema is current (version \(Migrations.latestVersion))"))
         #expect(second.stdout.isEmpty)
@@ -30,7 +29,7 @@ import Testing
     /// stopped when it ends, and reused (data kept) by the next command.
     @Test func withoutDatabaseURLLeadFlowRunsItsOwnPostgres() throws {
         let home = try Repository.temporaryFolder("embedded")
-        let first = try runProgram(Self.binary, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        let first = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stderr.contains("created the embedded Postgres cluster"))
         #expect(first.stderr.contains("applied migrations"))
@@ -41,7 +40,7 @@ import Testing
         // Stopped at exit: no server holds the folder.
         #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
 
-        let second = try runProgram(Self.binary, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        let second = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stderr.contains("schema is current"))
         #expect(!second.stderr.contains("created"))
@@ -76,14 +75,14 @@ import Testing
 
     @Test func aMissingPostgresServerIsNamedInOneSentence() throws {
         let home = try Repository.temporaryFolder("noserver")
-        let result = try runProgram(Self.binary, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
+        let result = try runProgram(LeadFlowBinary.path, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
                                                                                         "LEADFLOW_POSTGRES_BIN": "/nonexistent/bin"]))
         #expect(result.status == 64)
         #expect(result.stderr.contains("apt-get install postgresql"))
     }
 
     @Test func anUnreachableDatabaseFailsWithoutLeakingThePassword() throws {
-        let result = try runProgram(Self.binary, ["migrate"],
+        let result = try runProgram(LeadFlowBinary.path, ["migrate"],
                                     environment: environment(["DATABASE_URL": "postgresql://lf:hunter2secret@127.0.0.1:1/x?connect_timeout=2"]))
         #expect(result.status == 1)
         #expect(result.stderr.contains("postgres.connect"))
@@ -91,14 +90,14 @@ import Testing
     }
 
     @Test func helpNamesEveryCommandAndTheExitCodes() throws {
-        let result = try runProgram(Self.binary, ["--help"])
+        let result = try runProgram(LeadFlowBinary.path, ["--help"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("migrate"))
         #expect(result.stdout.contains("64  bad input or configuration"))
         // Every command says what it does, its options with defaults, and an example, in 80 columns.
         for command in [["demo"], ["migrate"], ["connect"], ["check"], ["run"], ["backfill"], ["gaps"], ["status"], ["reminders"],
                         ["archive", "list"], ["archive", "verify"], ["archive", "extract"]] {
-            let help = try runProgram(Self.binary, command + ["--help"])
+            let help = try runProgram(LeadFlowBinary.path, command + ["--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("OVERVIEW: "), "\(command)")
             #expect(help.stdout.contains("Example"), "\(command) has no example")
@@ -107,7 +106,7 @@ import Testing
     }
 
     @Test func anUnknownOptionIsBadInput() throws {
-        let result = try runProgram(Self.binary, ["migrate", "--no-such-option"])
+        let result = try runProgram(LeadFlowBinary.path, ["migrate", "--no-such-option"])
         #expect(result.status == 64)
     }
 }

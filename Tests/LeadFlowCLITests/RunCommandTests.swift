@@ -7,7 +7,6 @@ import Testing
 /// `leadflow run` and `leadflow archive` as a scheduler runs them, including SIGKILL at
 /// random instants: a rerun always ends with every lead loaded exactly once.
 @Suite(.serialized) struct RunCommandTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
 
     let fake: GraphFake
@@ -33,18 +32,11 @@ import Testing
     }
 
     var environment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = "1234567890"
-        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now)
-        return env
+        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
     }
 
     func leadflow(_ arguments: [String], input: String? = nil) throws -> ProcessResult {
-        try runProgram(Self.binary, arguments, environment: environment, input: input.map { Data($0.utf8) })
+        try runProgram(LeadFlowBinary.path, arguments, environment: environment, input: input.map { Data($0.utf8) })
     }
 
     func connectBoth() throws {
@@ -144,11 +136,11 @@ import Testing
         probeEnv["DATABASE_URL"] = probeDB
         probeEnv["LEADFLOW_HOME"] = try Repository.temporaryFolder("probe").path
         for page in ["1001", "1002"] {
-            _ = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+            _ = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
                                environment: probeEnv, input: Data("EAAB-kill-token-\(page)\n".utf8))
         }
         let started = Date()
-        _ = try runProgram(Self.binary, ["run"], environment: probeEnv)
+        _ = try runProgram(LeadFlowBinary.path, ["run"], environment: probeEnv)
         let duration = Date().timeIntervalSince(started)
 
         var generator = SystemRandomNumberGenerator()
@@ -156,7 +148,7 @@ import Testing
         let rounds = Int(ProcessInfo.processInfo.environment["LEADFLOW_KILL_ROUNDS"] ?? "") ?? 20
         for _ in 0..<rounds {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
             process.arguments = ["run"]
             process.environment = environment
             process.standardOutput = FileHandle.nullDevice
@@ -193,7 +185,7 @@ import Testing
         try connectBoth()
         // Pages (about 60 kB each) fit under the limit (100 kB); a connection's archive (about 145 kB) does not.
         // SIGXFSZ is ignored so the write fails with an error instead of killing the process.
-        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 100; exec \"$0\" run", Self.binary], environment: environment)
+        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 100; exec \"$0\" run", LeadFlowBinary.path], environment: environment)
         #expect(limited.status == 1, "\(limited.stderr)")
         #expect(limited.stderr.contains("leadflow: archive"), "\(limited.stderr)")
         let db = try PostgresConnection(conninfo: databaseURL)

@@ -12,7 +12,6 @@ import Testing
 /// `-m immediate`. Each time: no row of the window is visible, no watermark moved, and
 /// a rerun ends with every lead loaded exactly once.
 @Suite(.serialized) struct RunFaultTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
 
     let fake: GraphFake
@@ -32,14 +31,7 @@ import Testing
     }
 
     func environment(_ databaseURL: String) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = "1234567890"
-        env["LEADFLOW_APP_SECRET"] = "fake-app-secret"
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now)
-        return env
+        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
     }
 
     /// Starts `leadflow run` and returns once its first window's transaction waits on the
@@ -48,7 +40,7 @@ import Testing
         // SHARE: reading a watermark goes on, writing one waits.
         try holder.execute(raw: RawSQL(label: "hold", "BEGIN; LOCK TABLE watermarks IN SHARE MODE"))
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
         process.arguments = ["run"]
         process.environment = environment(databaseURL)
         let stderr = Pipe()
@@ -88,7 +80,7 @@ import Testing
     }
 
     func connect(_ databaseURL: String) throws {
-        let result = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+        let result = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
                                     environment: environment(databaseURL), input: Data("EAAB-dbfault-token\n".utf8))
         #expect(result.status == 0, "\(result.stderr)")
     }
@@ -103,7 +95,7 @@ import Testing
         try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
         try expectNothingCommitted(holder)
 
-        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
@@ -121,7 +113,7 @@ import Testing
         #expect(message.contains("leadflow: postgres"), "\(message)")
         try expectNothingCommitted(holder)
 
-        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
@@ -153,7 +145,7 @@ import Testing
         restarted.keepRunning = true
         let db = try PostgresConnection(conninfo: url)
         try expectNothingCommitted(db)
-        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -170,7 +162,7 @@ import Testing
         fake.addFault(.init(path: "10010/leads", onRequest: 5, kind: .truncate))
         fake.addFault(.init(path: "10010/leads", onRequest: 7, kind: .graphError, fixture: "app_rate_limit_4", status: 400, regainAccessMinutes: 0))
         fake.addFault(.init(path: "10011/leads", onRequest: 2, times: 1_000, kind: .graphError, fixture: "invalid_cursor_100", status: 400))
-        let first = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let first = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(first.status == 1, "\(first.stderr)")
         #expect(first.stderr.contains("partial: forms 10011 failed"), "\(first.stderr)")
         let db = try PostgresConnection(conninfo: url)
@@ -181,7 +173,7 @@ import Testing
         #expect(fake.requestLog.allSatisfy { $0.path.hasPrefix("/v25.0/") })
 
         fake.clearFaults()
-        let rerun = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -194,7 +186,7 @@ import Testing
         try connect(url)
         // Forms are read two at a time: the second form's first page meets the revocation.
         fake.addFault(.init(path: "10011/leads", onRequest: 1, times: 1_000, kind: .graphError, fixture: "permission_200", status: 403))
-        let first = try runProgram(Self.binary, ["run"], environment: environment(url))
+        let first = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(first.status == 2, "\(first.stderr)")
         #expect(first.stderr.contains("void (permission_revoked)"))
         let db = try PostgresConnection(conninfo: url)
@@ -204,16 +196,16 @@ import Testing
         #expect(try period[0].date(1) == Self.now, "void from the run's own instant")
         let requestsAtVoid = fake.requestLog.count
         // A second run asks Graph for no lead while the connection is void.
-        #expect(try runProgram(Self.binary, ["run"], environment: environment(url)).status == 2)
+        #expect(try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url)).status == 2)
         #expect(!fake.requestLog[requestsAtVoid...].contains { $0.path.hasSuffix("/leads") })
 
         fake.clearFaults()
         var later = environment(url)
         later["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now.addingTimeInterval(3_600))
-        let reconnect = try runProgram(Self.binary, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+        let reconnect = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
                                        environment: later, input: Data("EAAB-dbfault-token\n".utf8))
         #expect(reconnect.status == 0, "\(reconnect.stderr)")
-        let healed = try runProgram(Self.binary, ["run"], environment: later)
+        let healed = try runProgram(LeadFlowBinary.path, ["run"], environment: later)
         #expect(healed.status == 0, "\(healed.stderr)")
         #expect(healed.stderr.contains("backfill of void period 1"))
         try expectExactlyTheFakesLeads(db)

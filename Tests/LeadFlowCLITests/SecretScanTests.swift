@@ -11,7 +11,6 @@ import Testing
 /// `appsecret_proof`: zero hits. And what operators see (stdout, stderr) names no person:
 /// no e-mail, phone or name of a lead.
 @Suite(.serialized) struct SecretScanTests {
-    static let binary = Repository.root.appendingPathComponent(".build/debug/leadflow").path
     static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
     static let appSecret = "s3cr3t-app-secret-for-the-scan"
     static let tokens = ["EAAB-scan-token-1001", "EAAB-scan-token-1002", "EAAB-scan-refused-token"]
@@ -35,16 +34,11 @@ import Testing
         let databaseURL = try TestDatabase.create("secretscan")
         let home = try Repository.temporaryFolder("secretscan")
 
-        var env = ProcessInfo.processInfo.environment
-        env["DATABASE_URL"] = databaseURL
-        env["LEADFLOW_HOME"] = home.path
-        env["LEADFLOW_GRAPH_URL"] = fake.baseURL
-        env["LEADFLOW_APP_ID"] = scenario.appID
-        env["LEADFLOW_APP_SECRET"] = Self.appSecret
-        env["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now)
+        let env = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now,
+                                             appID: scenario.appID, appSecret: Self.appSecret)
         var shown: [String] = []
         func leadflow(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> ProcessResult {
-            let result = try runProgram(Self.binary, arguments + ["--log-level", "trace"], environment: environment ?? env,
+            let result = try runProgram(LeadFlowBinary.path, arguments + ["--log-level", "trace"], environment: environment ?? env,
                                         input: input.map { Data($0.utf8) })
             shown += [result.stdout, result.stderr]
             return result
