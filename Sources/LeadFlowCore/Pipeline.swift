@@ -7,8 +7,10 @@ public struct Pipeline: Sendable, Equatable {
         public var baseURL = "https://graph.facebook.com"
         public var apiVersion = "v25.0"
         public var pageSize = 100
-        /// Forms read at once, and transfers in flight.
-        public var concurrency = 8
+        /// Requests in flight for the whole process (all connections).
+        public var concurrency = 16
+        /// Requests in flight for one Page (its forms read at once).
+        public var pageConcurrency = 4
         public var timeoutSeconds = 60
     }
 
@@ -17,6 +19,14 @@ public struct Pipeline: Sendable, Equatable {
         public var overlapMinutes = 10
         /// The first run's lower bound; nil reads every lead Facebook still returns.
         public var start: Date?
+    }
+
+    /// How a worker shares the connections with others on the same Postgres.
+    public struct Workers: Sendable, Equatable {
+        /// Connections this process works on at once (one Postgres session each).
+        public var connectionsAtOnce = 4
+        /// A claim not renewed for this long is taken over by another worker.
+        public var leaseSeconds = 120
     }
 
     public struct Archive: Sendable, Equatable {
@@ -44,6 +54,7 @@ public struct Pipeline: Sendable, Equatable {
 
     public var name: String
     public var graph = Graph()
+    public var workers = Workers()
     public var window = Window()
     public var validityDays = 90
     public var reminderDay = 75

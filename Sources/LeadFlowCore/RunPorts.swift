@@ -65,7 +65,9 @@ public protocol LeadRepository {
     func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws
     func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64
     /// One transaction: the window's leads (upserted), its rejections, and what `commit` records.
-    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, at: Date,
+    /// Under a claim, the transaction first checks the claim's fence (`LeaseLost` if another
+    /// worker took the connection over) and holds it until the commit.
+    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
                     leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
 
     /// The keyed hashes of erased people (`ErasureList`): kept out of archives and tables.

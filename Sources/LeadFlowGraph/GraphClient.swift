@@ -57,14 +57,18 @@ public final class GraphClient: Sendable {
     let configuration: GraphClientConfiguration
     let logger: Logger
     let sleeper: any Sleeper
-    let governor = UsageGovernor()
+    let governor: UsageGovernor
 
+    /// - Parameter usageBoard: where the workers of one app share the usage Graph reports
+    ///   (nil: this client's own reports only).
     public init(transport: any HTTPTransport, configuration: GraphClientConfiguration,
-                logger: Logger = Logger(label: "leadflow.graph"), sleeper: any Sleeper = TaskSleeper()) {
+                logger: Logger = Logger(label: "leadflow.graph"), sleeper: any Sleeper = TaskSleeper(),
+                usageBoard: (any UsageBoard)? = nil) {
         self.transport = transport
         self.configuration = configuration
         self.logger = logger
         self.sleeper = sleeper
+        governor = UsageGovernor(board: usageBoard, logger: logger)
     }
 
     /// Every lead form of a Page, every status (ARCHIVED forms still receive leads).
@@ -247,17 +251,34 @@ public final class GraphClient: Sendable {
     }
 }
 
-/// The last usage Graph reported, shared by every request of this client, so all of
-/// them slow down together as the quota fills.
+/// The last usage Graph reported, shared by every request of this client, and through the
+/// board by every worker of the app, so all of them slow down together as the quota fills.
 actor UsageGovernor {
     private var usage = GraphUsage.none
+    let board: (any UsageBoard)?
+    let logger: Logger
+
+    init(board: (any UsageBoard)?, logger: Logger) {
+        self.board = board
+        self.logger = logger
+    }
 
     func record(_ usage: GraphUsage) {
         self.usage = usage
+        do { try board?.publish(usage) } catch {
+            // Sharing is a courtesy to the other workers; this one still obeys what it saw.
+            logger.warning("could not share the Graph usage", metadata: ["error": "\(error)"])
+        }
     }
 
-    /// A pause that grows from nothing at the threshold to 5 s at 100 %.
+    /// A pause that grows from nothing at the threshold to 5 s at 100 %; or, when another
+    /// worker of the app was told to wait, the rest of that wait.
     func pauseBeforeRequest(slowDownAbove threshold: Int) -> Duration? {
+        var usage = self.usage
+        if let shared = try? board?.latest() {
+            if let regain = shared.regainAccessIn, regain > .zero { return regain }
+            if shared.percent > usage.percent { usage = shared }
+        }
         guard usage.percent > threshold else { return nil }
         let over = Double(min(usage.percent, 100) - threshold) / Double(max(100 - threshold, 1))
         return .milliseconds(Int(over * 5000))

@@ -113,12 +113,12 @@ private struct Reader {
 
     mutating func pipeline(_ root: Node, name: String) throws -> Pipeline {
         var pipeline = Pipeline(name: name)
-        let top = try mapping(root, "", allowed: ["version", "graph", "window", "token_policy", "archive", "backfill", "mapping"])
+        let top = try mapping(root, "", allowed: ["version", "graph", "workers", "window", "token_policy", "archive", "backfill", "mapping"])
         if let version = top["version"] {
             guard try int(version, "version", in: 1...1) == 1 else { throw fail(version, "version", "must be 1") }
         }
         if let node = top["graph"] {
-            let graph = try mapping(node, "graph", allowed: ["base_url", "api_version", "page_size", "concurrency", "timeout_seconds"])
+            let graph = try mapping(node, "graph", allowed: ["base_url", "api_version", "page_size", "concurrency", "page_concurrency", "timeout_seconds"])
             if let value = graph["base_url"] {
                 let url = try string(value, "graph.base_url")
                 guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw fail(value, "graph.base_url", "must start with https:// or http://") }
@@ -133,7 +133,15 @@ private struct Reader {
             }
             if let value = graph["page_size"] { pipeline.graph.pageSize = try int(value, "graph.page_size", in: 1...1000) }
             if let value = graph["concurrency"] { pipeline.graph.concurrency = try int(value, "graph.concurrency", in: 1...64) }
+            if let value = graph["page_concurrency"] { pipeline.graph.pageConcurrency = try int(value, "graph.page_concurrency", in: 1...64) }
             if let value = graph["timeout_seconds"] { pipeline.graph.timeoutSeconds = try int(value, "graph.timeout_seconds", in: 1...600) }
+        }
+        if let node = top["workers"] {
+            let workers = try mapping(node, "workers", allowed: ["connections_at_once", "lease_seconds"])
+            if let value = workers["connections_at_once"] {
+                pipeline.workers.connectionsAtOnce = try int(value, "workers.connections_at_once", in: 1...64)
+            }
+            if let value = workers["lease_seconds"] { pipeline.workers.leaseSeconds = try int(value, "workers.lease_seconds", in: 5...86_400) }
         }
         if let node = top["window"] {
             let window = try mapping(node, "window", allowed: ["overlap_minutes", "start"])

@@ -3,6 +3,7 @@ import Foundation
 import LeadFlowCore
 import LeadFlowGraph
 import Logging
+import Synchronization
 
 /// `leadflow run`: for every connection, preflight → extract → archive → transform → load,
 /// passing data through the run's spool folder and Postgres rows, never only memory.
@@ -17,10 +18,15 @@ public struct RunStage {
     let spoolRoot: URL
     let host: String
     let logger: Logger
+    /// Set for `leadflow run` and `backfill --all`: connections are claimed from the work
+    /// queue by lanes of their own, so many processes share the work. Nil: this stage's
+    /// one session takes every connection in order.
+    let crew: Crew?
 
     public init(graph: GraphClient, connections: any ConnectionRepository, leads: any LeadRepository, archiver: any RawArchiver,
                 sealer: any TokenSealer, pipeline: Pipeline, settings: ValidationSettings, spoolRoot: URL,
-                host: String = ProcessInfo.processInfo.hostName, logger: Logger = Logger(label: "leadflow.run")) {
+                host: String = ProcessInfo.processInfo.hostName, logger: Logger = Logger(label: "leadflow.run"), crew: Crew? = nil) {
+        self.crew = crew
         self.graph = graph
         self.connections = connections
         self.leads = leads
@@ -59,6 +65,11 @@ public struct RunStage {
         public var extract: Double = 0
         public var archive: Double = 0
         public var load: Double = 0
+
+        static func + (a: Timings, b: Timings) -> Timings {
+            Timings(preflight: a.preflight + b.preflight, extract: a.extract + b.extract, archive: a.archive + b.archive,
+                    load: a.load + b.load)
+        }
     }
 
     public struct Summary: Sendable, Equatable {
@@ -106,38 +117,35 @@ public struct RunStage {
 
     /// The scheduled batch. A connection reauthenticated after a void period is backfilled
     /// first (in a run of kind `backfill`), unless the pipeline turns that off.
-    public func run(now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
+    public func run(now: Date, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
         try sweepAbandonedRuns(now: now)
-        var scheduled = RunLedger(kind: "scheduled", stage: self, now: now)
-        var backfill = RunLedger(kind: "backfill", stage: self, now: now)
-        _ = try scheduled.id()
-        var timings = Timings()
+        let scheduled = RunLedger(kind: "scheduled", pipeline: pipeline.name, host: host, now: now)
+        let backfill = RunLedger(kind: "backfill", pipeline: pipeline.name, host: host, now: now)
+        _ = try scheduled.id(leads)
         do {
-            let summaries = try await eachHealthyConnection(try connections.all(), now: now, timings: &timings, progress: progress) {
-                record, token, timings in
+            let (summaries, timings) = try await eachHealthyConnection(kind: "scheduled", try connections.all(), now: now, progress: progress) {
+                stage, record, token, claim, timings in
                 var summaries: [ConnectionSummary] = []
-                if pipeline.automaticBackfill {
-                    for period in try leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
-                        let summary = try await process(record, token: token, job: .voidPeriod(period), runID: try backfill.id(),
-                                                        now: now, timings: &timings, progress: progress)
-                        backfill.add(summary)
+                if stage.pipeline.automaticBackfill {
+                    for period in try stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
+                        let summary = try await stage.process(record, token: token, job: .voidPeriod(period), runID: try backfill.id(stage.leads),
+                                                              claim: claim, now: now, timings: &timings, progress: progress)
                         summaries.append(summary)
                         if case .void = summary.state { return summaries }
                     }
                 }
-                let summary = try await process(record, token: token, job: .scheduled, runID: try scheduled.id(), now: now,
-                                                timings: &timings, progress: progress)
-                scheduled.add(summary)
+                let summary = try await stage.process(record, token: token, job: .scheduled, runID: try scheduled.id(stage.leads),
+                                                      claim: claim, now: now, timings: &timings, progress: progress)
                 return summaries + [summary]
             }
             // The scheduled run answers for every connection it looked at (void and skipped ones
             // included); the backfill run for its own passes.
-            try scheduled.finish(summaries: summaries.filter { !$0.job.hasPrefix("backfill") })
-            try backfill.finish(summaries: nil)
-            return Summary(runID: try scheduled.id(), backfillRunID: backfill.startedID, connections: summaries, timings: timings)
+            try scheduled.finish(summaries.filter { !$0.job.hasPrefix("backfill") }, leads: leads, spoolRoot: spoolRoot)
+            try backfill.finish(summaries.filter { $0.job.hasPrefix("backfill") }, leads: leads, spoolRoot: spoolRoot)
+            return Summary(runID: try scheduled.id(leads), backfillRunID: backfill.startedID, connections: summaries, timings: timings)
         } catch {
-            scheduled.fail()
-            backfill.fail()
+            scheduled.fail(leads)
+            backfill.fail(leads)
             throw error
         }
     }
@@ -145,11 +153,11 @@ public struct RunStage {
     /// `leadflow backfill`: for the given connections (all when nil) that are healthy again,
     /// re-read each void period awaiting a backfill, or the given window, through the same
     /// extract → archive → transform → load path as a run.
-    public func backfill(labels: [String]?, window: LeadWindow?, now: Date, progress: (String) -> Void = { _ in }) async throws -> Summary {
+    public func backfill(labels: [String]?, window: LeadWindow?, now: Date,
+                         progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
         try sweepAbandonedRuns(now: now)
-        var ledger = RunLedger(kind: "backfill", stage: self, now: now)
-        let runID = try ledger.id()
-        var timings = Timings()
+        let ledger = RunLedger(kind: "backfill", pipeline: pipeline.name, host: host, now: now)
+        let runID = try ledger.id(leads)
         do {
             var records = try connections.all()
             if let labels {
@@ -157,26 +165,28 @@ public struct RunStage {
                 guard unknown.isEmpty else { throw UnknownConnection(labels: unknown.sorted()) }
                 records = records.filter { labels.contains($0.label) }
             }
-            let summaries = try await eachHealthyConnection(records, now: now, timings: &timings, progress: progress) { record, token, timings in
+            // Named connections are done here and now; `--all` is shared with other workers.
+            let (summaries, timings) = try await eachHealthyConnection(kind: labels == nil ? "backfill" : nil, records, now: now,
+                                                                       progress: progress) { stage, record, token, claim, timings in
                 let jobs: [Job] = try window.map { [.window($0)] }
-                    ?? leads.voidPeriodsAwaitingBackfill(connectionID: record.id).map { .voidPeriod($0) }
+                    ?? stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id).map { .voidPeriod($0) }
                 guard !jobs.isEmpty else {
                     return [.init(label: record.label, job: "backfill", state: .idle("no void period awaits a backfill"),
                                   counts: LoadCounts(), pages: 0)]
                 }
                 var summaries: [ConnectionSummary] = []
                 for job in jobs {
-                    let summary = try await process(record, token: token, job: job, runID: runID, now: now, timings: &timings,
-                                                    progress: progress)
+                    let summary = try await stage.process(record, token: token, job: job, runID: runID, claim: claim, now: now,
+                                                          timings: &timings, progress: progress)
                     summaries.append(summary)
                     if case .void = summary.state { break }
                 }
                 return summaries
             }
-            try ledger.finish(summaries: summaries)
+            try ledger.finish(summaries, leads: leads, spoolRoot: spoolRoot)
             return Summary(runID: runID, backfillRunID: nil, connections: summaries, timings: timings)
         } catch {
-            ledger.fail()
+            ledger.fail(leads)
             throw error
         }
     }
@@ -188,78 +198,96 @@ public struct RunStage {
         public var description: String { "no connection is labelled \(labels.joined(separator: ", ")) (see leadflow status)" }
     }
 
-    /// A run row, started when first needed and finished with the counters of its passes.
-    struct RunLedger {
+    /// A run row, started when first needed (by whichever lane needs it first) and finished
+    /// with the counters of its passes.
+    final class RunLedger: Sendable {
         let kind: String
-        let stage: RunStage
+        let pipeline: String
+        let host: String
         let now: Date
-        private(set) var startedID: Int64?
-        private var passes: [ConnectionSummary] = []
+        private let started = Mutex<Int64?>(nil)
 
-        init(kind: String, stage: RunStage, now: Date) {
+        init(kind: String, pipeline: String, host: String, now: Date) {
             self.kind = kind
-            self.stage = stage
+            self.pipeline = pipeline
+            self.host = host
             self.now = now
         }
 
-        mutating func id() throws -> Int64 {
-            if let startedID { return startedID }
-            let id = try stage.leads.startRun(kind: kind, pipeline: stage.pipeline.name, host: stage.host, processID: getpid(),
-                                              startedAt: now, upperBound: now)
-            startedID = id
-            return id
+        var startedID: Int64? { started.withLock { $0 } }
+
+        func id(_ leads: any LeadRepository) throws -> Int64 {
+            try started.withLock { started in
+                if let started { return started }
+                let id = try leads.startRun(kind: kind, pipeline: pipeline, host: host, processID: getpid(), startedAt: now, upperBound: now)
+                started = id
+                return id
+            }
         }
 
-        mutating func add(_ summary: ConnectionSummary) { passes.append(summary) }
-
-        /// - Parameter summaries: the passes of this run (nil: those added one by one).
-        func finish(summaries: [ConnectionSummary]?) throws {
+        func finish(_ passes: [ConnectionSummary], leads: any LeadRepository, spoolRoot: URL) throws {
             guard let startedID else { return }
-            let passes = summaries ?? self.passes
-            try? FileManager.default.removeItem(at: stage.spoolRoot.appendingPathComponent("run-\(startedID)"))
+            try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent("run-\(startedID)"))
             let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
             let clean = passes.allSatisfy { if case .loaded = $0.state { return true }; if case .idle = $0.state { return true }; return false }
-            try stage.leads.finishRun(startedID, status: clean ? "succeeded" : "partial", counters: RunStage.counters(total), at: now)
+            try leads.finishRun(startedID, status: clean ? "succeeded" : "partial", counters: RunStage.counters(total), at: now)
         }
 
-        func fail() {
+        func fail(_ leads: any LeadRepository) {
             guard let startedID else { return }
-            let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
-            try? stage.leads.finishRun(startedID, status: "failed", counters: RunStage.counters(total), at: now)
+            try? leads.finishRun(startedID, status: "failed", counters: [:], at: now)
         }
     }
 
-    /// Preflight each connection; for the healthy ones, hold the connection's lock and run `body`.
-    private func eachHealthyConnection(_ records: [ConnectionRecord], now: Date, timings: inout Timings, progress: (String) -> Void,
-                                       body: (ConnectionRecord, AccessToken, inout Timings) async throws -> [ConnectionSummary]) async throws -> [ConnectionSummary] {
-        let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
-        var summaries: [ConnectionSummary] = []
-        for record in records {
-            progress("\(record.label): checking the token")
-            let preflightStart = ContinuousClock.now
-            let checked = try await preflight.check(record, now: now)
-            timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
-            switch checked.outcome {
-            case .checked(.void(let cause, _, _)):
-                summaries.append(.init(label: record.label, job: "preflight", state: .void(cause), counts: LoadCounts(), pages: 0))
-                continue
-            case .unchecked(let reason):
-                summaries.append(.init(label: record.label, job: "preflight", state: .skipped(reason), counts: LoadCounts(), pages: 0))
-                continue
-            case .checked:
-                break
+    typealias Pass = @Sendable (RunStage, ConnectionRecord, AccessToken, WorkClaim?, inout Timings) async throws -> [ConnectionSummary]
+
+    /// Every connection once: through the crew's lanes and the work queue when there is a
+    /// crew and a round `kind`, else in order on this stage's session.
+    private func eachHealthyConnection(kind: String?, _ records: [ConnectionRecord], now: Date,
+                                       progress: @escaping @Sendable (String) -> Void,
+                                       pass: @escaping Pass) async throws -> (summaries: [ConnectionSummary], timings: Timings) {
+        if let crew, let kind {
+            let order = Dictionary(records.enumerated().map { ($1.label, $0) }, uniquingKeysWith: { first, _ in first })
+            var worked = try await crew.work(kind: kind, records: records, progress: progress) { stage, record, claim, timings in
+                try await stage.preflightAndPass(record, claim: claim, now: now, timings: &timings, progress: progress, pass: pass)
             }
-            guard let token = checked.token else { continue }
-            guard try leads.tryLockConnection(record.id) else {
-                progress("\(record.label): another run is processing it; skipped")
-                summaries.append(.init(label: record.label, job: "preflight", state: .idle("another run is processing it"),
-                                       counts: LoadCounts(), pages: 0))
-                continue
-            }
-            defer { try? leads.unlockConnection(record.id) }
-            summaries += try await body(record, token, &timings)
+            // Lanes finish in any order; the summary lists connections as `status` does.
+            worked.summaries = worked.summaries.enumerated().sorted {
+                (order[$0.element.label] ?? .max, $0.offset) < (order[$1.element.label] ?? .max, $1.offset)
+            }.map(\.element)
+            return worked
         }
-        return summaries
+        var summaries: [ConnectionSummary] = []
+        var timings = Timings()
+        for record in records {
+            summaries += try await preflightAndPass(record, claim: nil, now: now, timings: &timings, progress: progress, pass: pass)
+        }
+        return (summaries, timings)
+    }
+
+    /// Preflight a connection; when healthy, hold its lock and run `pass`.
+    func preflightAndPass(_ record: ConnectionRecord, claim: WorkClaim?, now: Date, timings: inout Timings,
+                          progress: @escaping @Sendable (String) -> Void, pass: Pass) async throws -> [ConnectionSummary] {
+        let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
+        progress("\(record.label): checking the token")
+        let preflightStart = ContinuousClock.now
+        let checked = try await preflight.check(record, now: now)
+        timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
+        switch checked.outcome {
+        case .checked(.void(let cause, _, _)):
+            return [.init(label: record.label, job: "preflight", state: .void(cause), counts: LoadCounts(), pages: 0)]
+        case .unchecked(let reason):
+            return [.init(label: record.label, job: "preflight", state: .skipped(reason), counts: LoadCounts(), pages: 0)]
+        case .checked:
+            break
+        }
+        guard let token = checked.token else { return [] }
+        guard try leads.tryLockConnection(record.id) else {
+            progress("\(record.label): another run is processing it; skipped")
+            return [.init(label: record.label, job: "preflight", state: .idle("another run is processing it"), counts: LoadCounts(), pages: 0)]
+        }
+        defer { try? leads.unlockConnection(record.id) }
+        return try await pass(self, record, token, claim, &timings)
     }
 
     /// Runs of this host whose process is gone (killed, crashed) are marked abandoned and
@@ -294,8 +322,8 @@ public struct RunStage {
     }
 
     /// One healthy connection, one job: extract every form's window, archive the raw pages, load.
-    private func process(_ record: ConnectionRecord, token: AccessToken, job: Job, runID: Int64, now: Date, timings: inout Timings,
-                         progress: (String) -> Void) async throws -> ConnectionSummary {
+    func process(_ record: ConnectionRecord, token: AccessToken, job: Job, runID: Int64, claim: WorkClaim?, now: Date,
+                 timings: inout Timings, progress: (String) -> Void) async throws -> ConnectionSummary {
         var clock = ContinuousClock.now
         func lap() -> Double {
             let elapsed = (ContinuousClock.now - clock).timeInterval
@@ -341,7 +369,7 @@ public struct RunStage {
         }
         let fixedWindows = windows
         progress("\(record.label): \(job.name): reading \(forms.count) form\(forms.count == 1 ? "" : "s")")
-        let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.concurrency, logger: logger)
+        let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
         let outcome = try await extractor.extract(forms: forms, token: token, window: { fixedWindows[$0.id] ?? LeadWindow(from: nil, to: now) },
                                                   sink: sink)
 
@@ -377,7 +405,7 @@ public struct RunStage {
             timings.archive += lap()
             progress("\(record.label): loading")
             counts = try load(pages, of: completed.keys.sorted(), forms: allForms, record: record, job: job, windows: windows,
-                              archiveID: archiveID, runID: runID, now: now)
+                              archiveID: archiveID, runID: runID, claim: claim, now: now)
             counts.erased = sink.erasedCount
             timings.load += lap()
         }
@@ -393,7 +421,7 @@ public struct RunStage {
 
     /// Transforms and loads the spooled pages, one transaction per form window.
     private func load(_ pages: [SpoolSink.Spooled], of formIDs: [String], forms: [GraphForm], record: ConnectionRecord, job: Job,
-                      windows: [String: LeadWindow], archiveID: Int64, runID: Int64, now: Date) throws -> LoadCounts {
+                      windows: [String: LeadWindow], archiveID: Int64, runID: Int64, claim: WorkClaim?, now: Date) throws -> LoadCounts {
         let transformer = LeadTransformer(pipeline: pipeline)
         let formNames = Dictionary(forms.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
         var counts = LoadCounts()
@@ -410,7 +438,7 @@ public struct RunStage {
             case .window: commit = .leadsOnly
             }
             counts = counts + (try leads.loadWindow(runID: runID, connectionID: record.id, formID: formID, archiveID: archiveID,
-                                                    commit: commit, at: now) { emit, reject in
+                                                    commit: commit, claim: claim, at: now) { emit, reject in
                 for page in pages where page.formID == formID {
                     let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))
                     for raw in list.data {

@@ -89,9 +89,10 @@ public struct LeadStore: LeadRepository {
                                 "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
                                 "raw_sha256"]
 
-    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, at: Date,
+    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
                            leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
         try db.transaction { db in
+            if let claim { try WorkQueueStore.checkFence(claim, in: db) }
             var counts = LoadCounts()
             var rejections: [(LeadRejection, String)] = []
             try db.execute(raw: RawSQL(label: "staging table", """

@@ -23,11 +23,12 @@ extension LeadFlow {
 
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
+        @OptionGroup var workerOptions: WorkerOptions
 
         @Option(name: .customLong("connection"), help: "A connection's label (repeatable).")
         var labels: [String] = []
 
-        @Flag(help: "Every connection.")
+        @Flag(help: "Every connection (shared with other workers running `backfill --all`).")
         var all = false
 
         @Option(help: "Read this window instead of the void periods: its start (ISO 8601).")
@@ -56,7 +57,7 @@ extension LeadFlow {
                     guard since < end else { throw ValidationError("--since must be before --until and before now.") }
                     window = LeadWindow(from: since, to: end)
                 }
-                summary = try await wiring.runStage().backfill(labels: all ? nil : labels, window: window, now: wiring.now,
+                summary = try await wiring.runStage(workers: workerOptions.settings(pipeline)).backfill(labels: all ? nil : labels, window: window, now: wiring.now,
                                                                progress: progressReporter(label: "leadflow.backfill"))
             } catch {
                 throw ExitStatus.report(error)

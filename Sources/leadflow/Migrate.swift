@@ -25,7 +25,7 @@ extension LeadFlow {
             let environment = Environment()
             do {
                 let now = try environment.now()
-                let (connection, cluster) = try Wiring.openDatabase(environment, logger: Logger(label: "leadflow"))
+                let (connection, cluster, _) = try Wiring.openDatabase(environment, logger: Logger(label: "leadflow"))
                 defer { withExtendedLifetime(cluster) {} }
                 let outcome = try Migrator().migrate(connection, now: now)
                 let message = outcome.applied.isEmpty

@@ -33,13 +33,17 @@ extension LeadFlow {
 
                 Exit codes: 0 all connections healthy and loaded; 2 finished, but a connection is void or leads were rejected; 64 bad input or configuration; 1 any other failure.
 
-                Example:
+                Several processes, on one host or many, may run at once against one Postgres: each claims connections from the round's work queue (FOR UPDATE SKIP LOCKED), renews its lease while it works, and a dead worker's connections go to the others when its lease ends. A worker with nothing left to claim waits while others still hold connections of the round.
+
+                Examples:
                   leadflow run --pipeline pipelines/facebook-leads.yml
+                  leadflow run --worker-id host-a --connections-at-once 8 --lease-seconds 120
                 """
         )
 
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
+        @OptionGroup var workerOptions: WorkerOptions
 
         func run() async throws {
             common.bootstrapLogging()
@@ -47,7 +51,7 @@ extension LeadFlow {
             do {
                 let pipeline = try pipelineOption.load()
                 let wiring = try Wiring(pipeline: pipeline)
-                summary = try await wiring.runStage().run(now: wiring.now, progress: progressReporter(label: "leadflow.run"))
+                summary = try await wiring.runStage(workers: workerOptions.settings(pipeline)).run(now: wiring.now, progress: progressReporter(label: "leadflow.run"))
             } catch {
                 throw ExitStatus.report(error)
             }
@@ -57,7 +61,7 @@ extension LeadFlow {
 }
 
 /// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler.
-func progressReporter(label: String) -> (String) -> Void {
+func progressReporter(label: String) -> @Sendable (String) -> Void {
     let onTerminal = isatty(STDERR_FILENO) == 1
     let logger = Logger(label: label)
     return { step in
@@ -101,4 +105,30 @@ func peakResidentMegabytes() -> Double {
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
           let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
     return kilobytes / 1024
+}
+
+/// How this process works beside others on the same Postgres (`run`, `backfill --all`).
+struct WorkerOptions: ParsableArguments {
+    @Option(name: .customLong("worker-id"), help: "This worker's name among those sharing the database (default: host:pid).")
+    var workerID: String?
+
+    @Option(name: .customLong("lease-seconds"),
+            help: "A claim on a connection not renewed for this long goes to another worker (default: the pipeline's workers.lease_seconds, 120).")
+    var leaseSeconds: Int?
+
+    @Option(name: .customLong("connections-at-once"),
+            help: "Connections this process works on at once, one Postgres session each (default: the pipeline's workers.connections_at_once, 4).")
+    var connectionsAtOnce: Int?
+
+    func validate() throws {
+        if let leaseSeconds, !(5...86_400).contains(leaseSeconds) { throw ValidationError("--lease-seconds must be from 5 to 86400.") }
+        if let connectionsAtOnce, !(1...64).contains(connectionsAtOnce) { throw ValidationError("--connections-at-once must be from 1 to 64.") }
+        if let workerID, workerID.isEmpty || workerID.count > 200 { throw ValidationError("--worker-id must be 1 to 200 characters.") }
+    }
+
+    func settings(_ pipeline: Pipeline) -> WorkerSettings {
+        WorkerSettings(workerID: workerID ?? WorkerSettings.defaultWorkerID(),
+                       lease: .seconds(leaseSeconds ?? pipeline.workers.leaseSeconds),
+                       connectionsAtOnce: connectionsAtOnce ?? pipeline.workers.connectionsAtOnce)
+    }
 }

@@ -14,6 +14,8 @@ struct Wiring {
     let environment: Environment
     let now: Date
     let database: PostgresConnection
+    /// How to open another session on the same database (the crew's lanes).
+    let conninfo: String
     /// LeadFlow's own Postgres when DATABASE_URL is unset; stopped when the command ends.
     let cluster: EmbeddedCluster?
     let logger: Logger
@@ -25,41 +27,61 @@ struct Wiring {
         self.pipeline = pipeline
         self.logger = logger
         now = try environment.now()
-        (database, cluster) = try Self.openDatabase(environment, logger: logger)
+        (database, cluster, conninfo) = try Self.openDatabase(environment, logger: logger)
         // Every command that touches the database brings its schema up to date first;
         // an advisory lock makes this safe from many workers at once.
         try Migrator(logger: logger).migrate(database, now: now)
     }
 
     /// DATABASE_URL's database, or LeadFlow's own cluster under LEADFLOW_HOME when it is unset.
-    static func openDatabase(_ environment: Environment, logger: Logger) throws -> (PostgresConnection, EmbeddedCluster?) {
+    static func openDatabase(_ environment: Environment, logger: Logger) throws -> (PostgresConnection, EmbeddedCluster?, String) {
         if let url = environment.databaseURL {
-            return (try PostgresConnection(conninfo: url, logger: logger), nil)
+            return (try PostgresConnection(conninfo: url, logger: logger), nil, url)
         }
         let cluster = try EmbeddedCluster.start(home: environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
-        return (try PostgresConnection(conninfo: cluster.conninfo, logger: logger), cluster)
+        return (try PostgresConnection(conninfo: cluster.conninfo, logger: logger), cluster, cluster.conninfo)
     }
 
     var connections: ConnectionStore { ConnectionStore(database) }
 
     func vault() throws -> TokenVault { try TokenVault.openOrCreate(keyFile: environment.keyFile) }
 
-    func graph() throws -> GraphClient {
+    /// - Parameter usageBoard: shared with the other workers of the app (run and backfill).
+    func graph(usageBoard: (any UsageBoard)? = nil) throws -> GraphClient {
         let transport = try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: pipeline.graph.concurrency), logger: logger)
         return GraphClient(transport: transport,
                            configuration: .init(baseURL: try environment.graphURL(default: pipeline.graph.baseURL),
                                                 apiVersion: environment.graphVersion ?? pipeline.graph.apiVersion,
                                                 pageSize: pipeline.graph.pageSize, appSecret: try environment.appSecret(),
                                                 requestTimeout: .seconds(pipeline.graph.timeoutSeconds)),
-                           logger: logger)
+                           logger: logger, usageBoard: usageBoard)
     }
 
-    /// The stages of `run` and `backfill`, on the pipeline's settings.
-    func runStage() throws -> RunStage {
-        RunStage(graph: try graph(), connections: connections, leads: LeadStore(database),
-                 archiver: TarArchiver(home: environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
-                 sealer: try vault(), pipeline: pipeline, settings: try validationSettings(),
-                 spoolRoot: environment.home.appendingPathComponent("spool"))
+    /// The stages of `run` and `backfill`, on the pipeline's settings. With `workers`, the
+    /// connections are claimed from the work queue by that many lanes, each on a Postgres
+    /// session of its own, sharing one Graph client (one curl multi handle) and the app's
+    /// usage through Postgres.
+    func runStage(workers: WorkerSettings? = nil) throws -> RunStage {
+        let archiver = TarArchiver(home: environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
+        let board = try workers.map {
+            try PostgresUsageBoard(conninfo: conninfo, appID: environment.appID ?? "unknown-app", workerID: $0.workerID)
+        }
+        let graph = try graph(usageBoard: board)
+        let sealer = try vault()
+        let settings = try validationSettings()
+        let spoolRoot = environment.home.appendingPathComponent("spool")
+        let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
+        let crew = workers.map { workers in
+            Crew(settings: workers, makeLane: {
+                let session = try PostgresConnection(conninfo: laneConninfo, logger: laneLogger)
+                return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
+                                                 archiver: archiver, sealer: sealer, pipeline: lanePipeline, settings: settings,
+                                                 spoolRoot: spoolRoot),
+                                 queue: WorkQueueStore(session))
+            }, makeQueue: { WorkQueueStore(try PostgresConnection(conninfo: laneConninfo, logger: laneLogger)) })
+        }
+        return RunStage(graph: graph, connections: connections, leads: LeadStore(database), archiver: archiver, sealer: sealer,
+                        pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew)
     }
 
     func validationSettings() throws -> ValidationSettings {

@@ -29,8 +29,8 @@ import Testing
     @Test(arguments: [
         ("graph:\n  page_size: lots\n", "p.yml:2: graph.page_size: must be a whole number from 1 to 1000"),
         ("graph:\n  page_size: 0\n", "p.yml:2: graph.page_size: must be a whole number from 1 to 1000"),
-        ("graph:\n  pagesize: 10\n", "p.yml:2: graph.pagesize: unknown key; expected one of api_version, base_url, concurrency, page_size, timeout_seconds"),
-        ("colour: blue\n", "p.yml:1: colour: unknown key; expected one of archive, backfill, graph, mapping, token_policy, version, window"),
+        ("graph:\n  pagesize: 10\n", "p.yml:2: graph.pagesize: unknown key; expected one of api_version, base_url, concurrency, page_concurrency, page_size, timeout_seconds"),
+        ("colour: blue\n", "p.yml:1: colour: unknown key; expected one of archive, backfill, graph, mapping, token_policy, version, window, workers"),
         ("graph: [1, 2]\n", "p.yml:1: graph: must be a mapping of keys to values"),
         ("graph:\n  base_url: ftp://x\n", "p.yml:2: graph.base_url: must start with https:// or http://"),
         ("window:\n  start: yesterday\n", "p.yml:2: window.start: must be an ISO 8601 instant with a zone, e.g. 2026-01-01T00:00:00Z"),
