@@ -1,0 +1,125 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowStore
+import LeadFlowTestSupport
+import Testing
+
+/// The work queue against real Postgres: two workers (two sessions) never hold one
+/// connection at once, a lapsed lease goes to the other worker, and the first one's
+/// commit is then refused by the fence.
+@Suite struct WorkQueueTests {
+    let url: String
+    let a: PostgresConnection
+    let b: PostgresConnection
+
+    init() throws {
+        url = try TestDatabase.create("workqueue")
+        a = try PostgresConnection(conninfo: url)
+        b = try PostgresConnection(conninfo: url)
+        try Migrator().migrate(a)
+        try a.execute(raw: RawSQL(label: "three connections and a run", """
+            INSERT INTO connections (instance, page_id, label, authenticator_user_id, token_ciphertext, token_key_id,
+                                     token_type, authenticated_at, created_at, updated_at)
+            SELECT 'acme', p::text, 'acme-' || p, '42', decode(repeat('ab', 40), 'hex'), 'k1', 'PAGE',
+                   '2026-10-01T00:00:00Z', '2026-10-01T00:00:00Z', '2026-10-01T00:00:00Z'
+            FROM generate_series(1001, 1003) p;
+            INSERT INTO runs (kind, pipeline, host, started_at, upper_bound)
+                VALUES ('scheduled', 'test', 'test', '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+            INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_to, created_at, verified_at)
+                VALUES (1, 1, 'archives/a.tar.zst', repeat('a', 64), 1, 1, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z',
+                        '2026-11-01T00:00:00Z');
+            """))
+    }
+
+    func worker(_ name: String, lease: Duration = .seconds(60)) -> WorkerSettings {
+        WorkerSettings(workerID: name, lease: lease, connectionsAtOnce: 1, host: "test-host", processID: 1)
+    }
+
+    @Test func workersJoinOneRoundAndEachConnectionIsClaimedOnce() throws {
+        let queueA = WorkQueueStore(a), queueB = WorkQueueStore(b)
+        let round = try queueA.joinRound(kind: "scheduled", workerID: "a")
+        let joined = try queueB.joinRound(kind: "scheduled", workerID: "b")
+        #expect(round.openedHere && !joined.openedHere && joined.id == round.id)
+        var claimed: [Int64] = []
+        while true {
+            let byA = try queueA.claim(in: round, worker: worker("a"))
+            let byB = try queueB.claim(in: joined, worker: worker("b"))
+            if byA == nil && byB == nil { break }
+            for claim in [byA, byB].compactMap({ $0 }) {
+                claimed.append(claim.connectionID)
+                #expect(try (claim.workerID == "a" ? queueA : queueB).complete(claim, outcome: "loaded"))
+            }
+        }
+        #expect(claimed.sorted() == [1, 2, 3])
+        // The last completion closed the round; the next join opens a new one.
+        #expect(try a.query("SELECT closed_at IS NOT NULL FROM work_rounds WHERE id = $1", [round.id])[0].bool(0) == true)
+        let next = try queueB.joinRound(kind: "scheduled", workerID: "b")
+        #expect(next.openedHere && next.id != round.id)
+        #expect(try queueB.openItems(in: next) == 3)
+    }
+
+    @Test func aLapsedLeaseGoesToAnotherWorkerAndTheFirstCannotCommit() throws {
+        let queueA = WorkQueueStore(a), queueB = WorkQueueStore(b)
+        let round = try queueA.joinRound(kind: "scheduled", workerID: "a")
+        let first = try #require(try queueA.claim(in: round, worker: worker("a", lease: .milliseconds(300))))
+        // Held: b gets the next connection, not a's.
+        let other = try #require(try queueB.claim(in: round, worker: worker("b")))
+        #expect(other.connectionID != first.connectionID)
+        Thread.sleep(forTimeInterval: 0.5)
+        // a did not renew in time: b takes the connection over, under a higher fence.
+        var takenOver: WorkClaim?
+        while let claim = try queueB.claim(in: round, worker: worker("b")) {
+            if claim.connectionID == first.connectionID { takenOver = claim }
+        }
+        let takeover = try #require(takenOver)
+        #expect(takeover.fence == first.fence + 1)
+        #expect(try queueA.renew(first) == false)
+
+        // a's window now: refused before anything is written; b's commits.
+        let leads = LeadStore(a)
+        #expect(throws: LeaseLost.self) {
+            _ = try leads.loadWindow(runID: 1, connectionID: first.connectionID, formID: "2001", archiveID: 1,
+                                     commit: .leadsOnly, claim: first, at: Date()) { _, _ in }
+        }
+        #expect(try queueA.complete(first, outcome: "loaded") == false)
+        _ = try LeadStore(b).loadWindow(runID: 1, connectionID: takeover.connectionID, formID: "2001", archiveID: 1,
+                                        commit: .leadsOnly, claim: takeover, at: Date()) { _, _ in }
+        #expect(try queueB.complete(takeover, outcome: "loaded"))
+        let row = try a.query("SELECT worker_id, claims, state FROM work_items WHERE round_id = $1 AND connection_id = $2",
+                              [round.id, first.connectionID])[0]
+        #expect(try row.string(0) == "b" && row.int(1) == 2 && row.string(2) == "done")
+    }
+
+    @Test func aDeadProcessOnThisHostGivesItsClaimsBackAtOnce() throws {
+        let queueA = WorkQueueStore(a), queueB = WorkQueueStore(b)
+        let round = try queueA.joinRound(kind: "scheduled", workerID: "a")
+        let held = try #require(try queueA.claim(in: round, worker: worker("a", lease: .seconds(600))))
+        // Process 1 is "dead" for this check: its claim's lease ends now.
+        try queueB.expireClaimsOfDeadProcesses(on: "test-host", isAlive: { $0 != 1 })
+        var claimed: [Int64] = []
+        while let claim = try queueB.claim(in: round, worker: worker("b")) { claimed.append(claim.connectionID) }
+        #expect(claimed.contains(held.connectionID))
+        // Another host's claims are left to their lease.
+        let round2 = try queueA.joinRound(kind: "backfill", workerID: "a")
+        let elsewhere = try #require(try queueA.claim(in: round2, worker: WorkerSettings(workerID: "c", host: "other-host", processID: 1)))
+        try queueB.expireClaimsOfDeadProcesses(on: "test-host", isAlive: { _ in false })
+        #expect(try queueB.renew(elsewhere))
+    }
+
+    @Test func usageIsSharedBetweenWorkersOfOneApp() throws {
+        let boardA = try PostgresUsageBoard(conninfo: url, appID: "app-1", workerID: "a")
+        let boardB = try PostgresUsageBoard(conninfo: url, appID: "app-1", workerID: "b")
+        let otherApp = try PostgresUsageBoard(conninfo: url, appID: "app-2", workerID: "c")
+        #expect(try boardB.latest() == nil)
+        try boardA.publish(GraphUsage(percent: 93, regainAccessIn: nil))
+        Thread.sleep(forTimeInterval: 1.1)  // b's cache of "nothing" lasts a second
+        #expect(try boardB.latest()?.percent == 93)
+        #expect(try otherApp.latest() == nil)
+        try boardA.publish(GraphUsage(percent: 100, regainAccessIn: .seconds(30)))
+        Thread.sleep(forTimeInterval: 1.1)
+        let throttled = try #require(try boardB.latest())
+        #expect(throttled.percent == 100)
+        #expect(throttled.regainAccessIn.map { $0 > .seconds(25) && $0 <= .seconds(30) } == true)
+    }
+}
