@@ -1,0 +1,169 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowTestSupport
+import Testing
+
+/// Three `leadflow run` processes on one Postgres, 50 connections (the Graph fake answers
+/// every call after 10 ms, so the workers overlap). Postgres alone coordinates them.
+@Suite(.serialized) struct WorkerTests {
+    static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
+    static let pages = (1001...1050).map(String.init)
+
+    let fake: GraphFake
+    let home: URL
+    let url: String
+
+    init() throws {
+        var scenario = GraphScenario(
+            pages: Self.pages.map { page in
+                .init(id: page, name: "Page \(page)", forms: (0..<2).map { f in
+                    .init(id: "\(page)\(f)", name: "Form \(f)",
+                          generate: .init(count: 30, start: "2026-11-01T00:00:00+0000", spacingSeconds: 3_600,
+                                          firstID: Int64(page)! * 1_000_000 + Int64(f) * 1_000))
+                })
+            },
+            tokens: [.init(token: "EAAB-workers-token", pages: Self.pages)])
+        scenario.tokens[0].type = "USER"
+        scenario.latencyMilliseconds = 10
+        fake = try GraphFake(scenario: scenario, now: Self.now)
+        home = try Repository.temporaryFolder("workers")
+        url = try TestDatabase.create("workers")
+        for page in Self.pages {
+            let connected = try LeadFlowBinary.run(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+                                                   environment: environment, input: "EAAB-workers-token\n")
+            #expect(connected.status == 0, "\(connected.stderr)")
+        }
+    }
+
+    var environment: [String: String] {
+        LeadFlowBinary.environment(databaseURL: url, home: home, graphURL: fake.baseURL, now: Self.now)
+    }
+
+    /// A `leadflow run` in the background, its stderr in a file (a pipe nobody reads could fill).
+    func startWorker(_ id: String, _ extra: [String] = []) throws -> (process: Process, log: URL) {
+        let log = home.appendingPathComponent("\(id).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
+        process.arguments = ["run", "--worker-id", id, "--connections-at-once", "2"] + extra
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: log)
+        try process.run()
+        return (process, log)
+    }
+
+    func waitAll(_ workers: [(process: Process, log: URL)]) -> [Int32] {
+        workers.map { worker in
+            worker.process.waitUntilExit()
+            return worker.process.terminationStatus
+        }
+    }
+
+    func log(_ worker: (process: Process, log: URL)) -> String {
+        (try? String(contentsOf: worker.log, encoding: .utf8)) ?? ""
+    }
+
+    func expectExactlyTheFakesLeads(_ db: PostgresConnection) throws {
+        let ids = try db.query("SELECT lead_id FROM leads").all.map { try $0.string(0)! }
+        #expect(ids.count == Set(ids).count, "a lead was loaded twice")
+        #expect(Set(ids) == Set(fake.allVisibleLeads().map(\.id)))
+        #expect(ids.count == 50 * 2 * 30)
+    }
+
+    /// Requests for each Page's forms, from the fake's log: one per pass over the connection.
+    func formListings() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for record in fake.requestLog {
+            guard let page = Self.pages.first(where: { record.path.hasSuffix("/\($0)/leadgen_forms") }) else { continue }
+            counts[page, default: 0] += 1
+        }
+        return counts
+    }
+
+    @Test func threeWorkersProcessEveryConnectionExactlyOncePerRound() throws {
+        let db = try PostgresConnection(conninfo: url)
+        for round in 1...2 {
+            let workers = try ["w1", "w2", "w3"].map { try startWorker($0) }
+            let statuses = waitAll(workers)
+            #expect(statuses == [0, 0, 0], "\(workers.map(log).joined(separator: "\n---\n").suffix(3000))")
+            // One round per start of the three, every connection in it claimed once and done.
+            let rounds = try db.query("SELECT count(*), count(closed_at) FROM work_rounds")[0]
+            #expect(try rounds.int(0) == round && rounds.int(1) == round)
+            let items = try db.query("""
+                SELECT count(*), count(*) FILTER (WHERE state = 'done' AND claims = 1), count(DISTINCT worker_id)
+                FROM work_items WHERE round_id = (SELECT max(id) FROM work_rounds)
+                """)[0]
+            #expect(try items.int(0) == 50 && items.int(1) == 50)
+            #expect(try items.int(2)! >= 2, "the work was not shared")
+            // Graph saw each Page's forms listed exactly once per round.
+            #expect(formListings() == Dictionary(uniqueKeysWithValues: Self.pages.map { ($0, round) }))
+            try expectExactlyTheFakesLeads(db)
+        }
+        // The second round found nothing new: every lead still first loaded by the first round's runs.
+        #expect(try db.query("SELECT count(*) FROM leads WHERE first_run_id <> last_run_id")[0].int(0) == 0)
+    }
+
+    /// SIGKILL one worker while it holds connections: the others take them over (a dead
+    /// process on the same host is seen at once; on another host its lease would end), and
+    /// every lead is loaded exactly once.
+    @Test func aKilledWorkersConnectionsGoToTheOthers() throws {
+        let db = try PostgresConnection(conninfo: url)
+        let victim = try startWorker("victim")
+        // Let it get going: it has finished a connection and holds others.
+        var heldAtDeath: [Int64] = []
+        for _ in 0..<600 {
+            let done = try db.query("SELECT count(*) FROM work_items WHERE worker_id = 'victim' AND state = 'done'")[0].int(0) ?? 0
+            heldAtDeath = try db.query("SELECT connection_id FROM work_items WHERE worker_id = 'victim' AND state = 'claimed'")
+                .all.map { Int64(try $0.int(0)!) }
+            if done >= 2 && !heldAtDeath.isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let others = try ["w1", "w2"].map { try startWorker($0) }
+        kill(victim.process.processIdentifier, SIGKILL)
+        victim.process.waitUntilExit()
+        #expect(!heldAtDeath.isEmpty, "the victim held nothing when it was killed")
+        #expect(waitAll(others) == [0, 0], "\(others.map(log).joined(separator: "\n---\n").suffix(3000))")
+
+        let items = try db.query("SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM work_items")[0]
+        #expect(try items.int(0) == 50 && items.int(1) == 50)
+        #expect(try db.query("SELECT count(*) FROM work_rounds WHERE closed_at IS NULL")[0].int(0) == 0)
+        for connection in heldAtDeath {
+            let row = try db.query("SELECT worker_id, claims FROM work_items WHERE connection_id = $1", [connection])[0]
+            #expect(try ["w1", "w2"].contains(row.string(0) ?? "") && row.int(1)! >= 2)
+        }
+        try expectExactlyTheFakesLeads(db)
+    }
+
+    /// A worker frozen (SIGSTOP) while it holds a connection is alive, so only its lease can
+    /// free the connection: after 5 s another worker takes it over. Woken up, the frozen
+    /// worker cannot commit over it (fence, or its session ended by the idle-transaction
+    /// timeout); the leads are loaded exactly once.
+    @Test func aFrozenWorkersLeaseEndsAndItCannotCommitAfterwards() throws {
+        let db = try PostgresConnection(conninfo: url)
+        let frozen = try startWorker("frozen", ["--lease-seconds", "5", "--connections-at-once", "1"])
+        var held: Int64?
+        for _ in 0..<600 {
+            held = try db.query("SELECT connection_id FROM work_items WHERE worker_id = 'frozen' AND state = 'claimed'")
+                .all.first.map { Int64(try $0.int(0)!) }
+            if held != nil { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        kill(frozen.process.processIdentifier, SIGSTOP)
+        let connection = try #require(held)
+        let started = Date()
+        let rescuer = try startWorker("rescuer", ["--lease-seconds", "5"])
+        #expect(waitAll([rescuer]) == [0], "\(log(rescuer).suffix(3000))")
+        // It waited for the lease: the frozen worker is alive, so nothing else could free it.
+        #expect(Date().timeIntervalSince(started) >= 4)
+        kill(frozen.process.processIdentifier, SIGCONT)
+        frozen.process.waitUntilExit()
+        // Exit 0 (its pass was refused by the fence and reported as taken over) or 1 (its
+        // session was ended); never a second copy of a lead.
+        #expect([0, 1].contains(frozen.process.terminationStatus), "\(log(frozen).suffix(3000))")
+        let row = try db.query("SELECT worker_id, claims, state FROM work_items WHERE connection_id = $1", [connection])[0]
+        #expect(try row.string(0) == "rescuer" && row.int(1)! >= 2 && row.string(2) == "done")
+        try expectExactlyTheFakesLeads(db)
+    }
+}
