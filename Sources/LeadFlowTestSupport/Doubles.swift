@@ -50,3 +50,16 @@ public final class LogCapture: @unchecked Sendable {
         }
     }
 }
+
+/// The app's usage as another worker left it (Postgres's board has its own test).
+public final class InMemoryUsageBoard: UsageBoard, @unchecked Sendable {
+    private let lock = NSLock()
+    private var usage: GraphUsage?
+    private var published: [GraphUsage] = []
+
+    public init(_ usage: GraphUsage? = nil) { self.usage = usage }
+
+    public var publishedUsages: [GraphUsage] { lock.withLock { published } }
+    public func publish(_ usage: GraphUsage) throws { lock.withLock { published.append(usage) } }
+    public func latest() throws -> GraphUsage? { lock.withLock { usage } }
+}

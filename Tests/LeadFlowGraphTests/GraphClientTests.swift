@@ -23,12 +23,12 @@ import Testing
     }
 
     func client(_ fake: GraphFake, pageSize: Int = 100, logger: Logger? = nil, sleeper: RecordingSleeper = RecordingSleeper(),
-                maxAttempts: Int = 4, appSecret: String? = nil, transfers: Int = 8) throws -> GraphClient {
+                maxAttempts: Int = 4, appSecret: String? = nil, transfers: Int = 8, board: (any UsageBoard)? = nil) throws -> GraphClient {
         let transport = try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: transfers))
         return GraphClient(transport: transport,
                            configuration: .init(baseURL: fake.baseURL, pageSize: pageSize, appSecret: appSecret,
                                                 retry: RetryPolicy(maxAttempts: maxAttempts), requestTimeout: .seconds(5)),
-                           logger: logger ?? Logger(label: "test"), sleeper: sleeper)
+                           logger: logger ?? Logger(label: "test"), sleeper: sleeper, usageBoard: board)
     }
 
     /// Reads the whole window and returns every page handed on.
@@ -92,6 +92,24 @@ import Testing
         #expect(pages.count == 20)
         #expect(sleeper.waits.count == pages.count - 10)
         #expect(sleeper.waits.allSatisfy { $0 > .zero && $0 <= .seconds(5) })
+    }
+
+    /// Another worker of the app saw 95 %: this client slows down before its own first
+    /// request, though Graph has told it nothing yet; and it shares what it sees.
+    @Test func usageAnotherWorkerSawSlowsThisClientFromItsFirstRequest() async throws {
+        let sleeper = RecordingSleeper()
+        let board = InMemoryUsageBoard(GraphUsage(percent: 95, regainAccessIn: nil))
+        let fake = try GraphFake(scenario: scenario(count: 300), now: Self.now)
+        let (pages, _) = try await readAll(try client(fake, sleeper: sleeper, board: board))
+        #expect(pages.count == 3)
+        #expect(sleeper.waits.count == 3 && sleeper.waits.allSatisfy { $0 > .seconds(3) && $0 <= .seconds(5) })
+        #expect(board.publishedUsages.count == 3 && board.publishedUsages.allSatisfy { $0.percent == 1 })
+
+        // Told to wait by Graph (another worker's rate limit): every worker waits that long.
+        let throttled = RecordingSleeper()
+        let waiting = InMemoryUsageBoard(GraphUsage(percent: 100, regainAccessIn: .seconds(90)))
+        _ = try await readAll(try client(fake, sleeper: throttled, board: waiting))
+        #expect(throttled.waits.first == .seconds(90))
     }
 
     @Test func aRateLimitLongerThanTheBoundStopsTheStream() async throws {
