@@ -1,6 +1,7 @@
 // LeadFlow's benchmarks, run in release mode by scripts/bench-*.sh:
 //   LeadFlowBench copy [rows] [rounds]         (needs DATABASE_URL)
 //   LeadFlowBench extract [leads] [--quick]
+//   LeadFlowBench scenario [leads] [pages]      (the Graph fake's scenario, JSON on stdout)
 import Foundation
 import LeadFlowCore
 
@@ -10,15 +11,16 @@ case "copy":
     try runCopyBenchmark(rowCount: arguments.count > 1 ? Int(arguments[1]) ?? 500_000 : 500_000,
                          rounds: arguments.count > 2 ? Int(arguments[2]) ?? 3 : 3)
 case "scenario":
-    // The run benchmark's scenario: 10 Pages × 5 forms, tokens EAAB-bench-<page>.
+    // The run benchmarks' scenario: PAGES Pages (from 1001, default 10) × 5 forms, tokens EAAB-bench-<page>.
     let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
-    FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-")))
+    let pages = arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10
+    FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-", pages: pages)))
 case "transform":
     try runTransformBenchmark(leads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "extract":
     try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads]\n".utf8))
+    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads] [pages]\n".utf8))
     exit(64)
 }
 

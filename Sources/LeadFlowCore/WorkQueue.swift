@@ -15,7 +15,7 @@ public struct WorkerSettings: Sendable, Equatable {
     public var host: String
     public var processID: Int32
 
-    public init(workerID: String, lease: Duration = .seconds(120), connectionsAtOnce: Int = 4, pollInterval: Duration = .seconds(1),
+    public init(workerID: String, lease: Duration = .seconds(120), connectionsAtOnce: Int = 4, pollInterval: Duration = .milliseconds(250),
                 host: String = ProcessInfo.processInfo.hostName, processID: Int32 = getpid()) {
         self.workerID = workerID
         self.host = host

@@ -224,6 +224,15 @@ public final class GraphFake: @unchecked Sendable {
             applyDueExpiries()
             return .json(#"{"now":"\#(UTCTime.iso8601(date))"}"#)
         }
+        if request.path == "/__fake/latency", request.method == "POST" {
+            // Benchmarks change the latency of a running fake: its Page tokens stay valid.
+            guard let milliseconds = Int(String(decoding: request.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+                  milliseconds >= 0 else {
+                return .init(status: 400, body: Data("expected milliseconds".utf8))
+            }
+            scenario.latencyMilliseconds = milliseconds
+            return .json(#"{"latency_ms":\#(milliseconds)}"#)
+        }
         let parts = request.path.split(separator: "/").map(String.init)
         guard parts.first == scenario.apiVersion else {
             return error("invalid_cursor_100", status: 400, message: "Unknown path components: \(request.path)")

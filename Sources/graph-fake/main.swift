@@ -3,6 +3,7 @@
 // Prints "listening on http://127.0.0.1:PORT" on stdout, then serves until killed (or,
 // with --exit-on-stdin-eof, until its parent closes its standard input or dies).
 // Move its clock with: curl -X POST --data 2026-12-01T00:00:00Z http://127.0.0.1:PORT/__fake/now
+// Change its latency with: curl -X POST --data 50 http://127.0.0.1:PORT/__fake/latency
 import Foundation
 import LeadFlowCore
 import LeadFlowGraphFake
