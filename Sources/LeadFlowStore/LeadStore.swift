@@ -5,9 +5,30 @@ import LeadFlowPostgres
 /// Runs, forms, watermarks, archives and leads in Postgres.
 public struct LeadStore: LeadRepository {
     let db: PostgresConnection
+    private let staging = StagingTable()
 
     public init(_ db: PostgresConnection) {
         self.db = db
+    }
+
+    /// The session's staging table, created once per session (outside any window's
+    /// transaction, so a rolled-back window cannot take it along) and emptied at every
+    /// commit. A table created and dropped per window cost catalog rows each time: over
+    /// thousands of windows the bloated catalog slowed every worker down.
+    final class StagingTable {
+        var ready = false
+    }
+
+    private func prepareStaging() throws {
+        guard !staging.ready else { return }
+        if try db.query("SELECT to_regclass('pg_temp.lead_stage') IS NULL", label: "staging table exists")[0].bool(0) == true {
+            try db.execute(raw: RawSQL(label: "staging table", """
+                CREATE TEMP TABLE lead_stage (LIKE leads INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+                ALTER TABLE lead_stage ALTER COLUMN archive_id DROP NOT NULL, ALTER COLUMN first_run_id DROP NOT NULL,
+                    ALTER COLUMN last_run_id DROP NOT NULL, ALTER COLUMN loaded_at DROP NOT NULL, ALTER COLUMN updated_at DROP NOT NULL
+                """))
+        }
+        staging.ready = true
     }
 
     /// Advisory lock space for connections (the other key is the connection id).
@@ -91,15 +112,11 @@ public struct LeadStore: LeadRepository {
 
     public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
                            leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
-        try db.transaction { db in
+        try prepareStaging()
+        return try db.transaction { db in
             if let claim { try WorkQueueStore.checkFence(claim, in: db) }
             var counts = LoadCounts()
             var rejections: [(LeadRejection, String)] = []
-            try db.execute(raw: RawSQL(label: "staging table", """
-                CREATE TEMP TABLE lead_stage (LIKE leads INCLUDING DEFAULTS) ON COMMIT DROP;
-                ALTER TABLE lead_stage ALTER COLUMN archive_id DROP NOT NULL, ALTER COLUMN first_run_id DROP NOT NULL,
-                    ALTER COLUMN last_run_id DROP NOT NULL, ALTER COLUMN loaded_at DROP NOT NULL, ALTER COLUMN updated_at DROP NOT NULL
-                """))
             let columns = Self.stagedColumns.joined(separator: ", ")
             try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
                 try produce({ lead, rawSHA in

@@ -29,25 +29,61 @@ public struct ProcessResult: Sendable {
 
 public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                        input: Data? = nil, in directory: URL? = nil) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-    process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-    if let environment { process.environment = environment }
-    if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(input) }
-    try inPipe.fileHandleForWriting.close()
-    // Read both pipes before waiting, so a chatty child never blocks on a full pipe.
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus,
-                         stdout: String(decoding: stdout, as: UTF8.self),
-                         stderr: String(decoding: stderr, as: UTF8.self))
+    try SpawnedProcess(executable, arguments, environment: environment, input: input, in: directory).wait()
+}
+
+/// A child process started with posix_spawn and reaped with waitpid, its input and output
+/// in files. Foundation's Process sometimes never notices an exit (seen with a `leadflow`
+/// that left its own Postgres running, and under many children at once); a blocking
+/// waitpid on the child's own pid always does, and files never fill up like a pipe.
+public final class SpawnedProcess: @unchecked Sendable {
+    public let processIdentifier: pid_t
+    let folder: URL
+    private var result: ProcessResult?
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, input: Data? = nil,
+                in directory: URL? = nil) throws {
+        folder = try Repository.temporaryFolder("spawn")
+        let stdin = folder.appendingPathComponent("stdin"), stdout = folder.appendingPathComponent("stdout"),
+            stderr = folder.appendingPathComponent("stderr")
+        try (input ?? Data()).write(to: stdin)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin.path, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var argv = executable.hasPrefix("/") ? [executable] + arguments : ["/usr/bin/env", executable] + arguments
+        // posix_spawn has no portable chdir: a shell changes folder, then becomes the program.
+        if let directory { argv = ["/bin/sh", "-c", #"cd "$0" && exec "$@""#, directory.path] + argv }
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        let cEnvironment = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
+        guard spawned == 0 else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: argv[0]]) }
+        processIdentifier = pid
+    }
+
+    /// What it has written to stderr so far.
+    public var stderrSoFar: String {
+        (try? String(contentsOf: folder.appendingPathComponent("stderr"), encoding: .utf8)) ?? ""
+    }
+
+    /// Waits for the exit (once; later calls return the same result) and removes the files.
+    @discardableResult
+    public func wait() -> ProcessResult {
+        if let result { return result }
+        var status: Int32 = 0
+        while waitpid(processIdentifier, &status, 0) == -1 && errno == EINTR {}
+        let read = { (name: String) in (try? String(contentsOf: self.folder.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let finished = ProcessResult(status: exitStatus, stdout: read("stdout"), stderr: read("stderr"))
+        try? FileManager.default.removeItem(at: folder)
+        result = finished
+        return finished
+    }
 }
 
 /// The built `leadflow` binary, as the CLI tests run it.

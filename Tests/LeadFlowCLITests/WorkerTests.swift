@@ -40,29 +40,17 @@ import Testing
         LeadFlowBinary.environment(databaseURL: url, home: home, graphURL: fake.baseURL, now: Self.now)
     }
 
-    /// A `leadflow run` in the background, its stderr in a file (a pipe nobody reads could fill).
-    func startWorker(_ id: String, _ extra: [String] = []) throws -> (process: Process, log: URL) {
-        let log = home.appendingPathComponent("\(id).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
-        process.arguments = ["run", "--worker-id", id, "--connections-at-once", "2"] + extra
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = try FileHandle(forWritingTo: log)
-        try process.run()
-        return (process, log)
+    /// A `leadflow run` in the background.
+    func startWorker(_ id: String, _ extra: [String] = []) throws -> SpawnedProcess {
+        try SpawnedProcess(LeadFlowBinary.path, ["run", "--worker-id", id, "--connections-at-once", "2"] + extra, environment: environment)
     }
 
-    func waitAll(_ workers: [(process: Process, log: URL)]) -> [Int32] {
-        workers.map { worker in
-            worker.process.waitUntilExit()
-            return worker.process.terminationStatus
-        }
+    func waitAll(_ workers: [SpawnedProcess]) -> [Int32] {
+        workers.map { $0.wait().status }
     }
 
-    func log(_ worker: (process: Process, log: URL)) -> String {
-        (try? String(contentsOf: worker.log, encoding: .utf8)) ?? ""
+    func log(_ worker: SpawnedProcess) -> String {
+        worker.wait().stderr
     }
 
     func expectExactlyTheFakesLeads(_ db: PostgresConnection) throws {
@@ -121,8 +109,8 @@ import Testing
             Thread.sleep(forTimeInterval: 0.02)
         }
         let others = try ["w1", "w2"].map { try startWorker($0) }
-        kill(victim.process.processIdentifier, SIGKILL)
-        victim.process.waitUntilExit()
+        kill(victim.processIdentifier, SIGKILL)
+        victim.wait()
         #expect(!heldAtDeath.isEmpty, "the victim held nothing when it was killed")
         #expect(waitAll(others) == [0, 0], "\(others.map(log).joined(separator: "\n---\n").suffix(3000))")
 
@@ -150,18 +138,17 @@ import Testing
             if held != nil { break }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        kill(frozen.process.processIdentifier, SIGSTOP)
+        kill(frozen.processIdentifier, SIGSTOP)
         let connection = try #require(held)
         let started = Date()
         let rescuer = try startWorker("rescuer", ["--lease-seconds", "5"])
         #expect(waitAll([rescuer]) == [0], "\(log(rescuer).suffix(3000))")
         // It waited for the lease: the frozen worker is alive, so nothing else could free it.
         #expect(Date().timeIntervalSince(started) >= 4)
-        kill(frozen.process.processIdentifier, SIGCONT)
-        frozen.process.waitUntilExit()
+        kill(frozen.processIdentifier, SIGCONT)
         // Exit 0 (its pass was refused by the fence and reported as taken over) or 1 (its
         // session was ended); never a second copy of a lead.
-        #expect([0, 1].contains(frozen.process.terminationStatus), "\(log(frozen).suffix(3000))")
+        #expect([0, 1].contains(frozen.wait().status), "\(log(frozen).suffix(3000))")
         let row = try db.query("SELECT worker_id, claims, state FROM work_items WHERE connection_id = $1", [connection])[0]
         #expect(try row.string(0) == "rescuer" && row.int(1)! >= 2 && row.string(2) == "done")
         try expectExactlyTheFakesLeads(db)
