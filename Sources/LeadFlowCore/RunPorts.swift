@@ -67,7 +67,9 @@ public protocol LeadRepository {
     /// One transaction: the window's leads (upserted), its rejections, and what `commit` records.
     /// Under a claim, the transaction first checks the claim's fence (`LeaseLost` if another
     /// worker took the connection over) and holds it until the commit.
-    func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
+    /// `window` is the span the leads were read over (leads loaded before from around it may come again).
+    func loadWindow(runID: Int64, connectionID: Int64, formID: String, window: LeadWindow, archiveID: Int64, commit: WindowCommit,
+                    claim: WorkClaim?, at: Date,
                     leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
 
     /// The keyed hashes of erased people (`ErasureList`): kept out of archives and tables.

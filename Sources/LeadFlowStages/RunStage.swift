@@ -441,7 +441,8 @@ public struct RunStage {
             case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: windows[formID] ?? LeadWindow(from: nil, to: now))
             case .window: commit = .leadsOnly
             }
-            counts = counts + (try leads.loadWindow(runID: runID, connectionID: record.id, formID: formID, archiveID: archiveID,
+            counts = counts + (try leads.loadWindow(runID: runID, connectionID: record.id, formID: formID,
+                                                    window: windows[formID] ?? LeadWindow(from: nil, to: now), archiveID: archiveID,
                                                     commit: commit, claim: claim, at: now) { emit, reject in
                 for page in pages where page.formID == formID {
                     let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(contentsOf: page.file))

@@ -110,68 +110,131 @@ public struct LeadStore: LeadRepository {
                                 "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
                                 "raw_sha256"]
 
-    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
+    /// Above this many leads of the window already in the table, the window goes through
+    /// staging at once (the set of their ids would cost memory, and most would be rewritten
+    /// through staging anyway).
+    static let directLoadLimit = 200_000
+
+    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, window: LeadWindow, archiveID: Int64, commit: WindowCommit,
+                           claim: WorkClaim?, at: Date,
                            leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
         try prepareStaging()
-        return try db.transaction { db in
-            if let claim { try WorkQueueStore.checkFence(claim, in: db) }
-            var counts = LoadCounts()
-            var rejections: [(LeadRejection, String)] = []
-            let columns = Self.stagedColumns.joined(separator: ", ")
-            try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
+        do {
+            return try db.transaction { db in
+                try loadWindow(db, direct: true, runID: runID, connectionID: connectionID, formID: formID, window: window,
+                               archiveID: archiveID, commit: commit, claim: claim, at: at, produce: produce)
+            }
+        } catch let error as PostgresError where error.sqlState == "23505" {
+            // A new lead of this window was in the table after all (under another form, or
+            // twice in the window): the whole window again, through staging.
+            return try db.transaction { db in
+                try loadWindow(db, direct: false, runID: runID, connectionID: connectionID, formID: formID, window: window,
+                               archiveID: archiveID, commit: commit, claim: claim, at: at, produce: produce)
+            }
+        }
+    }
+
+    /// One window in one transaction. Leads the table does not hold yet are copied straight
+    /// into `leads` (as fast as `COPY` goes); leads it may hold (those of the window already
+    /// loaded, the overlap's re-reads) go through the staging table and an upsert that
+    /// rewrites a row only when something changed. With `direct` false, every lead is staged.
+    private func loadWindow(_ db: PostgresConnection, direct: Bool, runID: Int64, connectionID: Int64, formID: String, window: LeadWindow,
+                            archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
+                            produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
+        if let claim { try WorkQueueStore.checkFence(claim, in: db) }
+        var counts = LoadCounts()
+        var rejections: [(LeadRejection, String)] = []
+        // Leads of this connection and form created around the window: the ones a re-read
+        // may bring again. A day either side covers Graph's rounding of its time filter.
+        var known: Set<String>? = nil
+        if direct {
+            let rows = try db.query("""
+                SELECT lead_id FROM leads WHERE form_id = $1 AND connection_id = $2 AND created_at >= $3 AND created_at < $4 LIMIT $5
+                """, [formID, connectionID, window.from.map { $0.addingTimeInterval(-86_400) } ?? Date(timeIntervalSince1970: 0),
+                      window.to.addingTimeInterval(86_400), Self.directLoadLimit + 1], label: "leads of the window already loaded")
+            if rows.count <= Self.directLoadLimit { known = Set(try rows.all.map { try $0.string(0)! }) }
+        }
+        let columns = Self.stagedColumns.joined(separator: ", ")
+        var staged = 0
+        if let known {
+            counts.inserted = try db.copyIn("COPY leads (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at) FROM STDIN",
+                                            label: "copy new leads") { writer in
                 try produce({ lead, rawSHA in
+                    guard !known.contains(lead.leadID) else { staged += 1; return }
                     Self.write(lead, rawSHA: rawSHA, to: &writer)
+                    writer.append(String(archiveID))
+                    writer.append(String(runID))
+                    writer.append(String(runID))
+                    writer.append(at)
+                    writer.append(at)
                     try writer.endRow()
                 }, { rejection, rawSHA in rejections.append((rejection, rawSHA)) })
             }
-            let staged = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
-            let assignments = Self.stagedColumns.filter { $0 != "lead_id" }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-            let compared = Self.stagedColumns.filter { $0 != "lead_id" }
-            let result = try db.query("""
-                WITH upserted AS (
-                    INSERT INTO leads AS l (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at)
-                    SELECT DISTINCT ON (s.lead_id) \(Self.stagedColumns.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
-                    FROM lead_stage s
-                    ORDER BY s.lead_id
-                    ON CONFLICT (lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
-                        last_run_id = EXCLUDED.last_run_id, updated_at = EXCLUDED.updated_at
-                    WHERE (\(compared.map { "l.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ")))
-                    RETURNING (xmax = 0) AS inserted
-                )
-                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
-                """, [archiveID, runID, at], label: "upsert leads")[0]
-            counts.inserted = try result.int(0) ?? 0
-            counts.updated = try result.int(1) ?? 0
-            counts.unchanged = staged - counts.inserted - counts.updated
-            for (rejection, rawSHA) in rejections {
-                try db.query("""
-                    INSERT INTO lead_rejections (run_id, connection_id, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                    """, [runID, connectionID, formID, rejection.leadID, rejection.createdAt, rejection.reasons, rawSHA, archiveID, at],
-                    label: "record rejection")
-            }
-            counts.rejected = rejections.count
-            switch commit {
-            case .watermark(let newWatermark):
-                guard let newWatermark = newWatermark() else { break }
-                // Forward only, and in the same transaction as the rows it covers.
-                try db.query("""
-                    INSERT INTO watermarks (connection_id, form_id, high_water, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (connection_id, form_id) DO UPDATE
-                        SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water), run_id = EXCLUDED.run_id,
-                            updated_at = EXCLUDED.updated_at
-                    """, [connectionID, formID, newWatermark, runID, at], label: "move watermark")
-            case .backfill(let voidPeriodID, let window):
-                try db.query("""
-                    INSERT INTO backfill_windows (void_period_id, connection_id, form_id, window_from, window_to, run_id, committed_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)
-                    ON CONFLICT (void_period_id, form_id) DO UPDATE SET run_id = EXCLUDED.run_id, committed_at = EXCLUDED.committed_at
-                    """, [voidPeriodID, connectionID, formID, window.from, window.to, runID, at], label: "record backfill window")
-            case .leadsOnly:
-                break
-            }
-            return counts
         }
+        if known == nil || staged > 0 {
+            // Second pass (or the only one): the leads that may already be there, staged.
+            try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
+                try produce({ lead, rawSHA in
+                    if let known, !known.contains(lead.leadID) { return }
+                    Self.write(lead, rawSHA: rawSHA, to: &writer)
+                    try writer.endRow()
+                }, { rejection, rawSHA in if known == nil { rejections.append((rejection, rawSHA)) } })
+            }
+            let distinct = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
+            let upserted = try upsertStaged(db, archiveID: archiveID, runID: runID, at: at)
+            counts.inserted += upserted.inserted
+            counts.updated = upserted.updated
+            counts.unchanged = distinct - upserted.inserted - upserted.updated
+        }
+        for (rejection, rawSHA) in rejections {
+            try db.query("""
+                INSERT INTO lead_rejections (run_id, connection_id, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                """, [runID, connectionID, formID, rejection.leadID, rejection.createdAt, rejection.reasons, rawSHA, archiveID, at],
+                label: "record rejection")
+        }
+        counts.rejected = rejections.count
+        switch commit {
+        case .watermark(let newWatermark):
+            guard let newWatermark = newWatermark() else { break }
+            // Forward only, and in the same transaction as the rows it covers.
+            try db.query("""
+                INSERT INTO watermarks (connection_id, form_id, high_water, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (connection_id, form_id) DO UPDATE
+                    SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water), run_id = EXCLUDED.run_id,
+                        updated_at = EXCLUDED.updated_at
+                """, [connectionID, formID, newWatermark, runID, at], label: "move watermark")
+        case .backfill(let voidPeriodID, let window):
+            try db.query("""
+                INSERT INTO backfill_windows (void_period_id, connection_id, form_id, window_from, window_to, run_id, committed_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (void_period_id, form_id) DO UPDATE SET run_id = EXCLUDED.run_id, committed_at = EXCLUDED.committed_at
+                """, [voidPeriodID, connectionID, formID, window.from, window.to, runID, at], label: "record backfill window")
+        case .leadsOnly:
+            break
+        }
+        return counts
+    }
+
+    /// Rows of the staging table into `leads`: inserted, or rewritten when something changed.
+    private func upsertStaged(_ db: PostgresConnection, archiveID: Int64, runID: Int64, at: Date) throws -> (inserted: Int, updated: Int) {
+        let columns = Self.stagedColumns.joined(separator: ", ")
+        let assignments = Self.stagedColumns.filter { $0 != "lead_id" }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let compared = Self.stagedColumns.filter { $0 != "lead_id" }
+        let result = try db.query("""
+            WITH upserted AS (
+                INSERT INTO leads AS l (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at)
+                SELECT DISTINCT ON (s.lead_id) \(Self.stagedColumns.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
+                FROM lead_stage s
+                ORDER BY s.lead_id
+                ON CONFLICT (lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
+                    last_run_id = EXCLUDED.last_run_id, updated_at = EXCLUDED.updated_at
+                WHERE (\(compared.map { "l.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ")))
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+            """, [archiveID, runID, at], label: "upsert leads")[0]
+        return (try result.int(0) ?? 0, try result.int(1) ?? 0)
     }
 
     public func erasureHashes() throws -> Set<String> {

@@ -79,11 +79,11 @@ import Testing
         // a's window now: refused before anything is written; b's commits.
         let leads = LeadStore(a)
         #expect(throws: LeaseLost.self) {
-            _ = try leads.loadWindow(runID: 1, connectionID: first.connectionID, formID: "2001", archiveID: 1,
+            _ = try leads.loadWindow(runID: 1, connectionID: first.connectionID, formID: "2001", window: LeadWindow(from: nil, to: Date()), archiveID: 1,
                                      commit: .leadsOnly, claim: first, at: Date()) { _, _ in }
         }
         #expect(try queueA.complete(first, outcome: "loaded") == false)
-        _ = try LeadStore(b).loadWindow(runID: 1, connectionID: takeover.connectionID, formID: "2001", archiveID: 1,
+        _ = try LeadStore(b).loadWindow(runID: 1, connectionID: takeover.connectionID, formID: "2001", window: LeadWindow(from: nil, to: Date()), archiveID: 1,
                                         commit: .leadsOnly, claim: takeover, at: Date()) { _, _ in }
         #expect(try queueB.complete(takeover, outcome: "loaded"))
         let row = try a.query("SELECT worker_id, claims, state FROM work_items WHERE round_id = $1 AND connection_id = $2",

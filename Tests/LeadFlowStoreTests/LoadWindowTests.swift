@@ -1,0 +1,91 @@
+import Foundation
+import LeadFlowCore
+import LeadFlowPostgres
+import LeadFlowStore
+import LeadFlowTestSupport
+import Testing
+
+/// A window's load against real Postgres: new leads are copied straight into `leads`,
+/// leads that may be there go through staging; whatever the mix, each lead is one row.
+@Suite struct LoadWindowTests {
+    let db: PostgresConnection
+    let store: LeadStore
+    let transformer = LeadTransformer(pipeline: Pipeline(name: "test"))
+    static let window = LeadWindow(from: UTCTime.parse("2026-11-01T00:00:00Z")!, to: UTCTime.parse("2026-11-02T00:00:00Z")!)
+
+    init() throws {
+        db = try PostgresConnection(conninfo: try TestDatabase.create("loadwindow"))
+        try Migrator().migrate(db)
+        store = LeadStore(db)
+        try db.execute(raw: RawSQL(label: "a connection, a run, an archive", """
+            INSERT INTO connections (instance, page_id, label, authenticator_user_id, token_ciphertext, token_key_id,
+                                     token_type, authenticated_at, created_at, updated_at)
+            VALUES ('acme', '1001', 'acme-main', '42', decode(repeat('ab', 40), 'hex'), 'k1', 'PAGE',
+                    '2026-10-01T00:00:00Z', '2026-10-01T00:00:00Z', '2026-10-01T00:00:00Z');
+            INSERT INTO runs (kind, pipeline, host, started_at, upper_bound)
+                VALUES ('scheduled', 'test', 'test', '2026-11-03T00:00:00Z', '2026-11-03T00:00:00Z');
+            INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_to, created_at, verified_at)
+                VALUES (1, 1, 'archives/a.tar.zst', repeat('a', 64), 1, 1, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z',
+                        '2026-11-01T00:00:00Z');
+            """))
+    }
+
+    func lead(_ id: String, email: String = "ann@example.com", created: String = "2026-11-01T10:00:00+0000") throws -> GraphLead {
+        try JSONDecoder().decode(GraphLead.self, from: Data("""
+            {"id":"\(id)","created_time":"\(created)","field_data":[{"name":"email","values":["\(email)"]}]}
+            """.utf8))
+    }
+
+    /// Loads `raws` as one window of form `form`.
+    func load(_ raws: [GraphLead], form: String = "2001") throws -> LoadCounts {
+        let context = LeadContext(instance: "acme", connectionID: 1, pageID: "1001", formID: form, formName: "Webinar")
+        return try store.loadWindow(runID: 1, connectionID: 1, formID: form, window: Self.window, archiveID: 1, commit: .leadsOnly,
+                                    claim: nil, at: Date()) { emit, reject in
+            for raw in raws {
+                switch transformer.transform(raw, context: context) {
+                case .lead(let lead): try emit(lead, String(repeating: "c", count: 64))
+                case .rejected(let rejection): reject(rejection, String(repeating: "d", count: 64))
+                }
+            }
+        }
+    }
+
+    func rows() throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try db.query("SELECT lead_id, email FROM leads").all.map { (try $0.string(0)!, try $0.string(1) ?? "") })
+    }
+
+    @Test func newKnownChangedAndRepeatedLeadsEachEndAsOneRow() throws {
+        var first = try load([lead("1"), lead("2"), lead("3")])
+        #expect((first.inserted, first.updated, first.unchanged) == (3, 0, 0))
+        // The overlap brings 2 and 3 again, 3 edited, and 4 is new: 4 copied, 2 and 3 staged.
+        first = try load([lead("2"), lead("3", email: "bob@example.com"), lead("4")])
+        #expect((first.inserted, first.updated, first.unchanged) == (1, 1, 1))
+        #expect(try rows() == ["1": "ann@example.com", "2": "ann@example.com", "3": "bob@example.com", "4": "ann@example.com"])
+    }
+
+    @Test func aLeadTwiceInOneWindowIsOneRow() throws {
+        // The direct copy refuses the second copy; the window is redone through staging.
+        let counts = try load([lead("7"), lead("8"), lead("7")])
+        #expect(counts.inserted == 2)
+        #expect(try rows().keys.sorted() == ["7", "8"])
+    }
+
+    @Test func aLeadAlreadyLoadedUnderAnotherFormIsNotDuplicated() throws {
+        _ = try load([lead("9", created: "2026-06-01T00:00:00+0000")], form: "2002")
+        // Far outside this window and under another form: not among the known ids, so the
+        // direct copy meets it in the primary key and the window goes through staging.
+        let counts = try load([lead("9", email: "cy@example.com", created: "2026-06-01T00:00:00+0000"), lead("10")])
+        #expect((counts.inserted, counts.updated) == (1, 1))
+        #expect(try rows() == ["9": "cy@example.com", "10": "ann@example.com"])
+    }
+
+    @Test func rejectionsAreRecordedOnceWhateverThePath() throws {
+        _ = try load([lead("20")])
+        let bad = try JSONDecoder().decode(GraphLead.self, from: Data(#"{"id":"21","created_time":"2026-11-01T11:00:00+0000","field_data":[]}"#.utf8))
+        // Known lead 20 makes a second pass; the rejection of 21 is still one row.
+        let counts = try load([lead("20"), bad, lead("22")])
+        #expect(counts.rejected == 1)
+        #expect(try db.query("SELECT count(*) FROM lead_rejections")[0].int(0) == 1)
+        #expect(try rows().keys.sorted() == ["20", "22"])
+    }
+}
