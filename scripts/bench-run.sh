@@ -3,6 +3,8 @@
 # Postgres, in release mode: leads/s end to end and of the load stage, peak memory, and
 # psql's COPY of the same rows (CSV, into a copy of the leads table) measured in the same
 # run as the baseline. Usage: bash scripts/bench-run.sh [leads ...]   (default 100000 1000000)
+# BENCH_CONNECTIONS_AT_ONCE (default 1): the run's lanes. With one, the load stage's time is
+# its own; with more, lanes share the 2 cores and each lane's load time includes the others'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -33,7 +35,7 @@ for leads in "${@:-100000 1000000}"; do
         echo "EAAB-bench-$page" | "$bin/leadflow" connect --instance bench --page "$page" --name "bench-$page" 2>/dev/null
     done
     start=$(date +%s.%N)
-    "$bin/leadflow" run --pipeline pipelines/facebook-leads.yml 2> "$work/run.log" || { cat "$work/run.log" >&2; exit 1; }
+    "$bin/leadflow" run --pipeline pipelines/facebook-leads.yml --connections-at-once "${BENCH_CONNECTIONS_AT_ONCE:-1}" 2> "$work/run.log" || { cat "$work/run.log" >&2; exit 1; }
     end=$(date +%s.%N)
     exec 3>&-
     loaded=$(psql "$url" -qAt -c "SELECT count(*) FROM leads")

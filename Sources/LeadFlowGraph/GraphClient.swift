@@ -245,9 +245,7 @@ public final class GraphClient: Sendable {
 
     /// Graph's `next` URLs carry the token: the archived page must not.
     private func redactedBody(_ body: Data) -> Data {
-        guard let text = String(data: body, encoding: .utf8), text.contains("=") else { return body }
-        let redacted = URLRedaction.redact(text)
-        return redacted == text ? body : Data(redacted.utf8)
+        URLRedaction.redact(utf8: Array(body)).map { Data($0) } ?? body
     }
 }
 
