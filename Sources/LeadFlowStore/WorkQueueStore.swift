@@ -25,6 +25,13 @@ public struct WorkQueueStore: WorkQueue {
                 WHERE kind = $1 AND closed_at IS NULL
                 """, [kind], label: "open round")
             if open.count == 1 {
+                let roundID = Int64(try open[0].int(0)!)
+                // A round whose items are all done but that was left open (a worker died
+                // between its last item and the close) is closed, and a fresh one opened.
+                try closeIfDone(db, roundID: roundID)
+            }
+            let stillOpen = try db.query("SELECT 1 FROM work_rounds WHERE kind = $1 AND closed_at IS NULL", [kind], label: "open round")
+            if open.count == 1, stillOpen.count == 1 {
                 return WorkRound(id: Int64(try open[0].int(0)!), kind: kind, openedHere: false,
                                  ageAtJoin: .milliseconds(Int((try open[0].double(1) ?? 0) * 1000)))
             }
@@ -40,16 +47,19 @@ public struct WorkQueueStore: WorkQueue {
     public func claim(in round: WorkRound, worker: WorkerSettings) throws -> WorkClaim? {
         // SKIP LOCKED: workers claiming at the same instant take different items without
         // waiting for each other; an item inside another worker's window commit is skipped.
+        // The choice is a scalar sub-select, evaluated once: as a joined subquery the planner
+        // may rescan it for every row (a nested loop), and one UPDATE then claimed them all.
         let rows = try db.query("""
-            UPDATE work_items w
-            SET state = 'claimed', worker_id = $2, host = $4, process_id = $5, fence = w.fence + 1, claims = w.claims + 1,
+            UPDATE work_items
+            SET state = 'claimed', worker_id = $2, host = $4, process_id = $5, fence = fence + 1, claims = claims + 1,
                 lease_until = clock_timestamp() + $3 * interval '1 millisecond', claimed_at = clock_timestamp()
-            FROM (SELECT connection_id FROM work_items
-                  WHERE round_id = $1 AND (state = 'pending' OR (state = 'claimed' AND lease_until < clock_timestamp()))
-                  ORDER BY connection_id LIMIT 1 FOR UPDATE SKIP LOCKED) next
-            WHERE w.round_id = $1 AND w.connection_id = next.connection_id
-            RETURNING w.connection_id, w.fence
+            WHERE round_id = $1 AND connection_id = (
+                SELECT connection_id FROM work_items
+                WHERE round_id = $1 AND (state = 'pending' OR (state = 'claimed' AND lease_until < clock_timestamp()))
+                ORDER BY connection_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING connection_id, fence
             """, [round.id, worker.workerID, Self.milliseconds(worker.lease), worker.host, worker.processID], label: "claim connection")
+        guard rows.count <= 1 else { throw ClaimedMoreThanOne(count: rows.count) }
         guard rows.count == 1 else { return nil }
         return WorkClaim(roundID: round.id, connectionID: Int64(try rows[0].int(0)!), workerID: worker.workerID,
                          fence: Int64(try rows[0].int(1)!), lease: worker.lease)
@@ -68,6 +78,14 @@ public struct WorkQueueStore: WorkQueue {
                 WHERE round_id = $1 AND connection_id = $2 AND fence = $3 AND state = 'claimed'
                 """, [claim.round, claim.connection, claim.fence], label: "expire dead claim")
         }
+    }
+
+    /// A claim's UPDATE changed several items: a defect, never to be papered over.
+    struct ClaimedMoreThanOne: LeadFlowError {
+        let count: Int
+        var code: String { "work.claim_not_single" }
+        var disposition: Disposition { .fatal }
+        var description: String { "one claim took \(count) connections of the round; nothing is processed under it" }
     }
 
     public func complete(_ claim: WorkClaim, outcome: String) throws -> Bool {
@@ -113,7 +131,12 @@ public struct WorkQueueStore: WorkQueue {
         guard held else { throw LeaseLost(connectionID: claim.connectionID) }
     }
 
+    /// Closes the round when no item is left. The round's row is locked first: two workers
+    /// completing the last two items at once would each see the other's item open (its
+    /// commit not visible yet) and neither would close it; behind the lock, the second
+    /// one's check runs after the first one's commit and sees it.
     private func closeIfDone(_ db: PostgresConnection, roundID: Int64) throws {
+        try db.query("SELECT 1 FROM work_rounds WHERE id = $1 FOR UPDATE", [roundID], label: "lock round")
         try db.query("""
             UPDATE work_rounds SET closed_at = clock_timestamp()
             WHERE id = $1 AND closed_at IS NULL AND NOT EXISTS (SELECT 1 FROM work_items WHERE round_id = $1 AND state <> 'done')
