@@ -54,8 +54,8 @@ public protocol RawArchiver: Sendable {
 public protocol LeadRepository {
     func startRun(kind: String, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64
     func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws
-    /// Runs of this host still marked running, with the process that started each.
-    func runningRuns(host: String) throws -> [(id: Int64, processID: Int32?)]
+    /// Runs still marked running on `host` (nil: on any host), with the process that started each.
+    func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
     func abandonRun(_ runID: Int64, at: Date) throws
     /// Takes the connection for this process (a second run at once gets false and skips it).

@@ -303,11 +303,12 @@ public struct RunStage {
             try leads.abandonRun(run.id, at: now)
             logger.notice("marked an interrupted run abandoned", metadata: ["run.id": "\(run.id)"])
         }
-        // Spool folders of runs that are not running on this host any more. Listed before the
-        // runs are asked again: a worker starting meanwhile writes its run row before its
-        // folder, so a folder seen here whose run is running is always in the answer.
+        // Spool folders of runs that are not running any more, on any host (LEADFLOW_HOME may
+        // be a volume that workers on several hosts share). Listed before the runs are asked
+        // again: a worker starting meanwhile writes its run row before its folder, so a
+        // folder seen here whose run is running is always in the answer.
         let folders = (try? FileManager.default.contentsOfDirectory(atPath: spoolRoot.path)) ?? []
-        alive.formUnion(try leads.runningRuns(host: host).map(\.id))
+        alive.formUnion(try leads.runningRuns(host: nil).map(\.id))
         for name in folders {
             guard name.hasPrefix("run-"), let id = Int64(name.dropFirst(4)), !alive.contains(id) else { continue }
             try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent(name))

@@ -46,8 +46,9 @@ public struct LeadStore: LeadRepository {
                      [runID, status, json, at], label: "finish run")
     }
 
-    public func runningRuns(host: String) throws -> [(id: Int64, processID: Int32?)] {
-        try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND host = $1", [host], label: "running runs").all.map { row in
+    public func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)] {
+        try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND ($1::text IS NULL OR host = $1)", [host],
+                     label: "running runs").all.map { row in
             let worker = try row.string(1)
             return (Int64(try row.int(0)!), worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil })
         }
