@@ -33,8 +33,9 @@ public struct Crew: Sendable {
     typealias Pass = @Sendable (RunStage, ConnectionRecord, WorkClaim, inout RunStage.Timings) async throws -> [RunStage.ConnectionSummary]
 
     /// Joins (or opens) the round of `kind` and works it to its end. A round that had been
-    /// open longer than a lease when joined was left by workers that died: it is finished,
-    /// and then a fresh round is worked, so every connection gets this run's pass.
+    /// open longer than a lease when joined belongs to an earlier start (its workers died,
+    /// or are still busy with a long round): it is helped to its end, and then a fresh
+    /// round is worked, so every connection still gets this run's pass.
     func work(kind: String, records: [ConnectionRecord], progress: @escaping @Sendable (String) -> Void,
               pass: @escaping Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let queue = try makeQueue()
@@ -49,7 +50,7 @@ public struct Crew: Sendable {
             summaries += worked.summaries
             timings = timings + worked.timings
             if round.openedHere || round.ageAtJoin <= settings.lease { break }
-            progress("round \(round.id) was left by workers that stopped; it is finished, and a new round starts")
+            progress("round \(round.id) was opened by an earlier run; it is finished, and a new round starts")
         }
         return (summaries, timings)
     }
