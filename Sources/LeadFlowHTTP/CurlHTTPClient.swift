@@ -293,9 +293,9 @@ final class MultiLoop: @unchecked Sendable {
         finished.signal()
     }
 
+    /// At least one: curl reads 0 as "no timeout".
     private static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+        max(1, duration.milliseconds)
     }
 }
 

@@ -40,7 +40,7 @@ public struct Crew: Sendable {
               pass: @escaping Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let queue = try makeQueue()
         // A worker of this host killed earlier (a rerun after a crash) gives its claims back now.
-        try queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: Self.isAlive)
+        try queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
         var summaries: [RunStage.ConnectionSummary] = []
         var timings = RunStage.Timings()
         for _ in 0..<2 {
@@ -96,7 +96,7 @@ public struct Crew: Sendable {
                 }
                 waiting = true
                 try await Task.sleep(for: settings.pollInterval)
-                try lane.queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: Self.isAlive)
+                try lane.queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
                 continue
             }
             waiting = false
@@ -127,11 +127,6 @@ public struct Crew: Sendable {
             }
         }
         return (summaries, timings)
-    }
-
-    /// A process that exists (kill 0 succeeds, or is refused for lack of permission).
-    static func isAlive(_ processID: Int32) -> Bool {
-        kill(processID, 0) == 0 || errno != ESRCH
     }
 
     static func takenOver(_ record: ConnectionRecord) -> RunStage.ConnectionSummary {

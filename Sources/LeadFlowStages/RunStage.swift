@@ -296,7 +296,7 @@ public struct RunStage {
     private func sweepAbandonedRuns(now: Date) throws {
         var alive: Set<Int64> = []
         for run in try leads.runningRuns(host: host) {
-            guard let pid = run.processID, kill(pid, 0) != 0, errno == ESRCH else {
+            guard let pid = run.processID, !processExists(pid) else {
                 alive.insert(run.id)
                 continue
             }
@@ -472,4 +472,10 @@ public struct RunStage {
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     }
+}
+
+/// A process of this host that exists (kill 0 succeeds, or is refused for lack of
+/// permission): a run or a claim whose process is gone was left by a crash.
+func processExists(_ processID: Int32) -> Bool {
+    kill(processID, 0) == 0 || errno != ESRCH
 }

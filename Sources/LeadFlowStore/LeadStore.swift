@@ -156,12 +156,12 @@ public struct LeadStore: LeadRepository {
             if rows.count <= Self.directLoadLimit { known = Set(try rows.all.map { try $0.string(0)! }) }
         }
         let columns = Self.stagedColumns.joined(separator: ", ")
-        var staged = 0
+        var sawKnown = false
         if let known {
             counts.inserted = try db.copyIn("COPY leads (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at) FROM STDIN",
                                             label: "copy new leads") { writer in
                 try produce({ lead, rawSHA in
-                    guard !known.contains(lead.leadID) else { staged += 1; return }
+                    guard !known.contains(lead.leadID) else { sawKnown = true; return }
                     Self.write(lead, rawSHA: rawSHA, to: &writer)
                     writer.append(String(archiveID))
                     writer.append(String(runID))
@@ -172,7 +172,7 @@ public struct LeadStore: LeadRepository {
                 }, { rejection, rawSHA in rejections.append((rejection, rawSHA)) })
             }
         }
-        if known == nil || staged > 0 {
+        if known == nil || sawKnown {
             // Second pass (or the only one): the leads that may already be there, staged.
             try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
                 try produce({ lead, rawSHA in

@@ -58,7 +58,7 @@ public struct WorkQueueStore: WorkQueue {
                 WHERE round_id = $1 AND (state = 'pending' OR (state = 'claimed' AND lease_until < clock_timestamp()))
                 ORDER BY connection_id LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING connection_id, fence
-            """, [round.id, worker.workerID, Self.milliseconds(worker.lease), worker.host, worker.processID], label: "claim connection")
+            """, [round.id, worker.workerID, worker.lease.milliseconds, worker.host, worker.processID], label: "claim connection")
         guard rows.count <= 1 else { throw ClaimedMoreThanOne(count: rows.count) }
         guard rows.count == 1 else { return nil }
         return WorkClaim(roundID: round.id, connectionID: Int64(try rows[0].int(0)!), workerID: worker.workerID,
@@ -115,7 +115,7 @@ public struct WorkQueueStore: WorkQueue {
         try db.query("""
             UPDATE work_items SET lease_until = clock_timestamp() + $5 * interval '1 millisecond'
             WHERE round_id = $1 AND connection_id = $2 AND fence = $3 AND worker_id = $4 AND state = 'claimed'
-            """, [claim.roundID, claim.connectionID, claim.fence, claim.workerID, Self.milliseconds(claim.lease)],
+            """, [claim.roundID, claim.connectionID, claim.fence, claim.workerID, claim.lease.milliseconds],
             label: "renew lease").affectedRows == 1
     }
 
@@ -126,7 +126,7 @@ public struct WorkQueueStore: WorkQueue {
         let held = try db.query("""
             UPDATE work_items SET lease_until = greatest(lease_until, clock_timestamp() + $5 * interval '1 millisecond')
             WHERE round_id = $1 AND connection_id = $2 AND fence = $3 AND worker_id = $4 AND state = 'claimed'
-            """, [claim.roundID, claim.connectionID, claim.fence, claim.workerID, milliseconds(claim.lease)],
+            """, [claim.roundID, claim.connectionID, claim.fence, claim.workerID, claim.lease.milliseconds],
             label: "check fence").affectedRows == 1
         guard held else { throw LeaseLost(connectionID: claim.connectionID) }
     }
@@ -141,10 +141,6 @@ public struct WorkQueueStore: WorkQueue {
             UPDATE work_rounds SET closed_at = clock_timestamp()
             WHERE id = $1 AND closed_at IS NULL AND NOT EXISTS (SELECT 1 FROM work_items WHERE round_id = $1 AND state <> 'done')
             """, [roundID], label: "close round")
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 }
 
@@ -180,7 +176,7 @@ public final class PostgresUsageBoard: UsageBoard {
                 VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond', $4, clock_timestamp())
                 ON CONFLICT (app_id) DO UPDATE SET percent = EXCLUDED.percent, regain_at = EXCLUDED.regain_at,
                     reported_by = EXCLUDED.reported_by, reported_at = EXCLUDED.reported_at
-                """, [appID, usage.percent, usage.regainAccessIn.map(WorkQueueStore.milliseconds), workerID], label: "publish usage")
+                """, [appID, usage.percent, usage.regainAccessIn?.milliseconds, workerID], label: "publish usage")
             state.lastPublished = (usage, ContinuousClock.now)
             state.cached = nil
         }
@@ -192,7 +188,7 @@ public final class PostgresUsageBoard: UsageBoard {
             let rows = try state.db.query("""
                 SELECT percent, greatest(0, extract(epoch FROM regain_at - clock_timestamp()))::float8 FROM graph_app_usage
                 WHERE app_id = $1 AND reported_at > clock_timestamp() - $2 * interval '1 millisecond'
-                """, [appID, WorkQueueStore.milliseconds(freshness)], label: "read usage")
+                """, [appID, freshness.milliseconds], label: "read usage")
             let usage = rows.count == 1
                 ? GraphUsage(percent: try rows[0].int(0) ?? 0,
                              regainAccessIn: try rows[0].double(1).flatMap { $0 > 0 ? .milliseconds(Int($0 * 1000)) : nil })

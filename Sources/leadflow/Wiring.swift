@@ -77,7 +77,7 @@ struct Wiring {
                 // A worker frozen inside a transaction (stopped, swapped out) would hold its
                 // connection's row lock past its lease; Postgres ends such a session instead.
                 try session.query("SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
-                                  ["\(workers.lease.components.seconds * 1000)"], label: "idle transaction timeout")
+                                  [String(workers.lease.milliseconds)], label: "idle transaction timeout")
                 return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
                                                  archiver: archiver, sealer: sealer, pipeline: lanePipeline, settings: settings,
                                                  spoolRoot: spoolRoot),
