@@ -63,7 +63,8 @@ let package = Package(
 
         // The Graph fake: the documented Graph behaviour on loopback (its own small HTTP
         // server), played from a scenario. Tests, benchmarks and `leadflow demo` use it.
-        .target(name: "LeadFlowGraphFake", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .target(name: "LeadFlowGraphFake",
+                dependencies: ["LeadFlowCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
 
         // `leadflow demo`: the whole story on the Graph fake with an injected clock.
         .target(name: "LeadFlowDemo",

@@ -15,4 +15,6 @@ start_postgres -c fsync=off -c full_page_writes=off -c max_connections=200
 
 # Build first so the CLI tests find .build/debug/leadflow.
 swift build --build-tests
+# The Graph fake held to Meta's own SDK first: every later test stands on the fake.
+GRAPH_FAKE=.build/debug/graph-fake bash scripts/graph-conformance.sh
 swift test --skip-build --disable-xctest "$@"

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A connection as stored: the Page, its authenticator, its sealed tokens, its cycle.
+/// A connection as stored: the Page, its authenticator, its sealed Page token, its cycle.
 public struct ConnectionRecord: Sendable, Equatable {
     public let id: Int64
     public let instance: String
@@ -8,12 +8,18 @@ public struct ConnectionRecord: Sendable, Equatable {
     public let label: String
     public let pageName: String?
     public let authenticatorUserID: String
+    /// The Connector Authenticator's name, as Facebook gave it at `connect`.
+    public let authenticatorName: String?
+    /// The Page token, sealed. The user token is never kept: it ends after ~60 days, and
+    /// nothing that runs daily may depend on it.
     public let tokenCiphertext: Data
-    public let userTokenCiphertext: Data?
     public let tokenKeyID: String
     public let tokenType: String
     public let scopes: [String]
     public let authenticatedAt: Date
+    /// When the long-lived user token of the last (re)authentication ends (informational).
+    public let userTokenExpiresAt: Date?
+    /// The Page token's own end; nil when Facebook says 0 ("never").
     public let facebookExpiresAt: Date?
     public let facebookDataAccessExpiresAt: Date?
     public let openVoidPeriod: VoidPeriod?
@@ -22,19 +28,28 @@ public struct ConnectionRecord: Sendable, Equatable {
     public var sealContext: String { Self.sealContext(instance: instance, pageID: pageID) }
     public static func sealContext(instance: String, pageID: String) -> String { "leadflow/\(instance)/\(pageID)" }
 
-    public init(id: Int64, instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String, tokenCiphertext: Data, userTokenCiphertext: Data?, tokenKeyID: String, tokenType: String, scopes: [String], authenticatedAt: Date, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?, openVoidPeriod: VoidPeriod?) {
+    /// The Page's name when known, else its id: what people read.
+    public var pageTitle: String { pageName ?? "Page \(pageID)" }
+    /// The authenticator's name when known, else the Facebook user id.
+    public var authenticatorTitle: String { authenticatorName ?? "Facebook user \(authenticatorUserID)" }
+
+    public init(id: Int64, instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String,
+                authenticatorName: String? = nil, tokenCiphertext: Data, tokenKeyID: String, tokenType: String, scopes: [String],
+                authenticatedAt: Date, userTokenExpiresAt: Date? = nil, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?,
+                openVoidPeriod: VoidPeriod?) {
         self.id = id
         self.instance = instance
         self.pageID = pageID
         self.label = label
         self.pageName = pageName
         self.authenticatorUserID = authenticatorUserID
+        self.authenticatorName = authenticatorName
         self.tokenCiphertext = tokenCiphertext
-        self.userTokenCiphertext = userTokenCiphertext
         self.tokenKeyID = tokenKeyID
         self.tokenType = tokenType
         self.scopes = scopes
         self.authenticatedAt = authenticatedAt
+        self.userTokenExpiresAt = userTokenExpiresAt
         self.facebookExpiresAt = facebookExpiresAt
         self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
         self.openVoidPeriod = openVoidPeriod
@@ -64,27 +79,29 @@ public struct Authentication: Sendable {
     public var label: String
     public var pageName: String?
     public var authenticatorUserID: String
+    public var authenticatorName: String?
     public var tokenCiphertext: Data
-    public var userTokenCiphertext: Data?
     public var tokenKeyID: String
     public var tokenType: String
     public var scopes: [String]
+    public var userTokenExpiresAt: Date?
     public var facebookExpiresAt: Date?
     public var facebookDataAccessExpiresAt: Date?
 
     public init(instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String,
-                tokenCiphertext: Data, userTokenCiphertext: Data?, tokenKeyID: String, tokenType: String, scopes: [String],
-                facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?) {
+                authenticatorName: String? = nil, tokenCiphertext: Data, tokenKeyID: String, tokenType: String, scopes: [String],
+                userTokenExpiresAt: Date? = nil, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?) {
         self.instance = instance
         self.pageID = pageID
         self.label = label
         self.pageName = pageName
         self.authenticatorUserID = authenticatorUserID
+        self.authenticatorName = authenticatorName
         self.tokenCiphertext = tokenCiphertext
-        self.userTokenCiphertext = userTokenCiphertext
         self.tokenKeyID = tokenKeyID
         self.tokenType = tokenType
         self.scopes = scopes
+        self.userTokenExpiresAt = userTokenExpiresAt
         self.facebookExpiresAt = facebookExpiresAt
         self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
     }
@@ -154,7 +171,8 @@ public protocol ConnectionRepository {
     func saveAuthentication(_ auth: Authentication, now: Date) throws -> AuthenticationSaved
     @discardableResult
     func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) throws -> Bool
-    func recordVerified(connectionID: Int64, now: Date) throws
+    /// A successful check, with what Facebook now says of the Page token's end and data access.
+    func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) throws
     @discardableResult
     func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date, now: Date) throws -> Bool
     func reminders() throws -> [Reminder]

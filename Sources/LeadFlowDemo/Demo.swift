@@ -126,7 +126,7 @@ public struct DemoRunner {
                 } else {
                     what = result.saved.reauthenticated ? "reauthenticated before its token ran out" : "connected"
                 }
-                say("\(dayLabel(at))  \(next.label): \(what) (by user \(result.authenticatorUserID))")
+                say("\(dayLabel(at))  \(next.label): \(what) (by \(result.authenticatorName ?? "user \(result.authenticatorUserID)"))")
                 voidNow.remove(next.label)
             }
             fake.now = now

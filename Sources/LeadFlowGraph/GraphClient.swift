@@ -150,6 +150,7 @@ public final class GraphClient: Sendable {
         var failures = 0
         var requests = 0
         var waitedForRateLimit: Duration = .zero
+        var rateLimitHits = 0
         while true {
             try Task.checkCancellation()
             if let pause = await governor.pauseBeforeRequest(slowDownAbove: configuration.slowDownAbovePercent) {
@@ -192,8 +193,11 @@ public final class GraphClient: Sendable {
                     continue
                 }
                 if error.isRateLimit {
+                    // Graph's own estimate when it gives one (business use cases); else an
+                    // exponential backoff, so a long app-level limit ends the stream in bounded time.
+                    rateLimitHits += 1
                     let wait = usage.regainAccessIn
-                        ?? configuration.retry.delay(afterFailedAttempts: failures + 1, unit: Double.random(in: 0.5..<1))
+                        ?? configuration.retry.delay(afterFailedAttempts: rateLimitHits, unit: Double.random(in: 0.5..<1))
                     waitedForRateLimit += wait
                     guard waitedForRateLimit <= configuration.retry.maxRateLimitWait else { throw error }
                     logger.notice("Graph rate limit; waiting", metadata: [

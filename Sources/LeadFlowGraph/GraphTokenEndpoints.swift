@@ -8,42 +8,59 @@ extension GraphClient {
         public let isValid: Bool
         public let appID: String?
         public let userID: String?
+        /// USER, PAGE or SYSTEM_USER.
         public let type: String?
+        /// A Page token's Page.
+        public let profileID: String?
+        /// nil when Facebook says 0 ("never").
         public let expiresAt: Date?
         public let dataAccessExpiresAt: Date?
         public let scopes: [String]
-        public let leadsTargetIDs: [String]?
+        /// Scope → the objects (Pages) it was granted on, for scopes Graph lists with `target_ids`.
+        public let granularTargets: [String: [String]]
+        /// For an invalid token: Graph's code and subcode (190/463 expired, 460 password changed, …).
+        public let errorCode: Int?
+        public let errorSubcode: Int?
+
+        public var leadsTargetIDs: [String]? { granularTargets["leads_retrieval"] }
     }
 
-    /// `GET /debug_token?input_token=…` with the app token (`APP_ID|APP_SECRET`) when the app
-    /// is configured, else with the token itself.
-    public func debugToken(_ token: AccessToken, appToken: AccessToken?) async throws -> DebugToken {
+    /// `GET /debug_token?input_token=…`, asked with the app token (`APP_ID|APP_SECRET`).
+    /// Meta's debugging guide: `expires_at` and `data_access_expires_at` of 0 mean "never".
+    public func debugToken(_ token: AccessToken, appToken: AccessToken) async throws -> DebugToken {
         struct Body: Decodable {
             struct Data: Decodable {
                 struct Granular: Decodable { let scope: String; let target_ids: [String]? }
+                struct Failure: Decodable { let code: Int?; let subcode: Int? }
                 let is_valid: Bool?
                 let app_id: String?
                 let user_id: String?
+                let profile_id: String?
                 let type: String?
                 let expires_at: Int64?
                 let data_access_expires_at: Int64?
                 let scopes: [String]?
                 let granular_scopes: [Granular]?
+                let error: Failure?
             }
             let data: Data
         }
         let body = try await object(Body.self, path: "debug_token", query: [("input_token", token.secret)],
-                                    token: appToken ?? token, context: "debug_token")
-        // 0 means "never".
-        func instant(_ seconds: Int64?) -> Date? {
-            guard let seconds, seconds > 0 else { return nil }
-            return Date(timeIntervalSince1970: TimeInterval(seconds))
-        }
+                                    token: appToken, context: "debug_token")
         let data = body.data
+        var targets: [String: [String]] = [:]
+        for entry in data.granular_scopes ?? [] { if let ids = entry.target_ids { targets[entry.scope] = ids } }
         return DebugToken(isValid: data.is_valid ?? false, appID: data.app_id, userID: data.user_id, type: data.type,
-                          expiresAt: instant(data.expires_at), dataAccessExpiresAt: instant(data.data_access_expires_at),
-                          scopes: data.scopes ?? [],
-                          leadsTargetIDs: data.granular_scopes?.first { $0.scope == "leads_retrieval" }?.target_ids)
+                          profileID: data.profile_id, expiresAt: GraphInstant.date(data.expires_at),
+                          dataAccessExpiresAt: GraphInstant.date(data.data_access_expires_at), scopes: data.scopes ?? [],
+                          granularTargets: targets, errorCode: data.error?.code, errorSubcode: data.error?.subcode)
+    }
+
+    /// `GET /me?fields=id,name` with a user token: who the Connector Authenticator is.
+    public func me(_ token: AccessToken) async throws -> (id: String, name: String?) {
+        struct Body: Decodable { let id: String; let name: String? }
+        let body = try await object(Body.self, path: "me", query: [("fields", "id,name")], token: token, context: "me")
+        return (body.id, body.name)
     }
 
     /// `GET /me/permissions`: permission → `granted` or `declined`.
@@ -106,12 +123,22 @@ extension GraphClient {
     }
 
     /// Exchanges a short-lived user token for a long-lived one (≈ 60 days), server-side.
-    public func exchangeForLongLived(_ token: AccessToken, appID: String, appSecret: String) async throws -> AccessToken {
-        struct Body: Decodable { let access_token: String }
+    /// The app secret travels as `client_secret`, as Meta's long-lived-token guide says.
+    public func exchangeForLongLived(_ token: AccessToken, appID: String, appSecret: String) async throws -> (token: AccessToken, expiresIn: Int?) {
+        struct Body: Decodable { let access_token: String; let expires_in: Int? }
         let body = try await object(Body.self, path: "oauth/access_token",
                                     query: [("grant_type", "fb_exchange_token"), ("client_id", appID),
                                             ("client_secret", appSecret), ("fb_exchange_token", token.secret)],
                                     token: nil, context: "token exchange")
-        return AccessToken(body.access_token)
+        return (AccessToken(body.access_token), body.expires_in)
+    }
+}
+
+/// Graph's instants in seconds since 1970; 0 means "never". Values beyond any real date
+/// (a corrupt or hostile answer) are clamped instead of trapping on conversion.
+enum GraphInstant {
+    static func date(_ seconds: Int64?) -> Date? {
+        guard let seconds, seconds > 0 else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(min(seconds, 253_402_300_799)))
     }
 }

@@ -22,6 +22,15 @@ public struct GraphScenario: Codable, Sendable {
     public var faults: [Fault] = []
     /// Leads Facebook stops returning at an instant (counted in `expired_leads_count`).
     public var leadExpiries: [LeadExpiry] = []
+    /// The app's "Require App Secret" setting: calls with a user or Page token and no
+    /// `appsecret_proof` are refused. A wrong proof is refused either way.
+    public var requireAppSecretProof = true
+
+    /// A scenario Graph would not play (a Page token naming two Pages, say).
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+        public init(_ description: String) { self.description = description }
+    }
 
     public init(pages: [Page] = [], tokens: [Token] = [], faults: [Fault] = []) {
         self.pages = pages
@@ -86,18 +95,30 @@ public struct GraphScenario: Codable, Sendable {
         }
     }
 
+    /// A token as the Connector Authenticator would hand it over. A USER token is
+    /// short-lived (1 h from `issued_at`) unless `long_lived` or its own `expires_at` says
+    /// otherwise; a PAGE token belongs to one Page and never expires unless `expires_at`
+    /// says so. Tokens the fake mints from it (the exchange, Page tokens) follow Facebook's
+    /// rules (`TokenBook`).
     public struct Token: Codable, Sendable {
         public var token: String
         public var type: String = "PAGE"
         public var userID: String = "42"
-        public var issuedAt: String = "2026-01-01T00:00:00Z"
-        /// nil: never (Graph's 0).
+        /// The user's name, as `/me?fields=name` answers.
+        public var userName: String?
+        /// When the user authorised the app with this token (nil: the fake's start).
+        public var issuedAt: String?
+        /// nil: by type (USER: 1 h, or 60 days when long-lived; PAGE: never).
         public var expiresAt: String?
+        public var longLived = false
+        /// nil: 90 days after the user's newest authorisation.
         public var dataAccessExpiresAt: String?
         public var scopes: [String] = ["leads_retrieval", "pages_show_list", "pages_read_engagement",
                                        "pages_manage_ads", "ads_management"]
-        /// The Pages this token reaches.
+        /// The Pages this token reaches (a PAGE token: its one Page).
         public var pages: [String]
+        /// The user's tasks on those Pages (`me/accounts`).
+        public var tasks: [String] = ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"]
         /// Instants at which the token changes.
         public var events: [TokenEvent] = []
 
@@ -106,6 +127,17 @@ public struct GraphScenario: Codable, Sendable {
             self.pages = pages
             self.expiresAt = expiresAt
             self.events = events
+        }
+
+        /// A fresh short-lived user token, as the OAuth dialog hands it over.
+        public static func user(_ token: String, id: String = "42", name: String? = nil, pages: [String], issuedAt: String,
+                                events: [TokenEvent] = []) -> Token {
+            var user = Token(token: token, pages: pages, events: events)
+            user.type = "USER"
+            user.userID = id
+            user.userName = name
+            user.issuedAt = issuedAt
+            return user
         }
     }
 
@@ -119,6 +151,8 @@ public struct GraphScenario: Codable, Sendable {
             case revokePermission = "revoke_permission"
             /// The user loses the Page role or lead access: 100/33.
             case loseLeadAccess = "lose_lead_access"
+            /// The user removes the app (190/458).
+            case removeApp = "remove_app"
         }
         public var at: String
         public var kind: Kind
@@ -251,7 +285,7 @@ extension GraphScenario {
         case apiVersion = "api_version", appID = "app_id", appSecret = "app_secret", pages, tokens
         case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
         case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", faults
-        case leadExpiries = "lead_expiries"
+        case leadExpiries = "lead_expiries", requireAppSecretProof = "require_appsecret_proof"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -269,6 +303,7 @@ extension GraphScenario {
         callsPerMinuteQuota = try c.decodeIfPresent(Int.self, forKey: .callsPerMinuteQuota)
         faults = try c.value(.faults, or: [])
         leadExpiries = try c.value(.leadExpiries, or: [])
+        requireAppSecretProof = try c.value(.requireAppSecretProof, or: true)
     }
 }
 
@@ -308,8 +343,9 @@ extension GraphScenario.LeadGenerator {
 
 extension GraphScenario.Token {
     enum CodingKeys: String, CodingKey {
-        case token, type, scopes, pages, events
-        case userID = "user_id", issuedAt = "issued_at", expiresAt = "expires_at", dataAccessExpiresAt = "data_access_expires_at"
+        case token, type, scopes, pages, events, tasks
+        case userID = "user_id", userName = "user_name", issuedAt = "issued_at", expiresAt = "expires_at"
+        case longLived = "long_lived", dataAccessExpiresAt = "data_access_expires_at"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -317,10 +353,13 @@ extension GraphScenario.Token {
         self.init(token: try c.decode(String.self, forKey: .token), pages: try c.decode([String].self, forKey: .pages))
         type = try c.value(.type, or: type)
         userID = try c.value(.userID, or: userID)
-        issuedAt = try c.value(.issuedAt, or: issuedAt)
+        userName = try c.decodeIfPresent(String.self, forKey: .userName)
+        issuedAt = try c.decodeIfPresent(String.self, forKey: .issuedAt)
         expiresAt = try c.decodeIfPresent(String.self, forKey: .expiresAt)
+        longLived = try c.value(.longLived, or: false)
         dataAccessExpiresAt = try c.decodeIfPresent(String.self, forKey: .dataAccessExpiresAt)
         scopes = try c.value(.scopes, or: scopes)
+        tasks = try c.value(.tasks, or: tasks)
         events = try c.value(.events, or: [])
     }
 }

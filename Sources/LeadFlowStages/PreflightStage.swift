@@ -56,7 +56,7 @@ public struct PreflightStage {
         if let open = record.openVoidPeriod {
             return result(.checked(.void(cause: open.cause, detail: open.detail ?? "", since: open.startedAt)))
         }
-        let evaluation = record.evaluate(settings.policy, now: now)
+        var evaluation = record.evaluate(settings.policy, now: now)
         if case .expired(let cause) = evaluation.status {
             let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause,
                                                        detail: "the authentication cycle ended", since: evaluation.expiresAt, now: now)
@@ -68,28 +68,37 @@ public struct PreflightStage {
         }
 
         let pageToken = try sealer.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
-        let userToken = try record.userTokenCiphertext.map { try sealer.open($0, boundTo: record.sealContext, keyID: record.tokenKeyID) }
         let verdict: ConnectionVerdict
+        var facts: TokenFacts?
         do {
-            let debug = try await graph.debugToken(pageToken, appToken: settings.appToken)
-            var facts = TokenFacts(isValid: debug.isValid, appID: debug.appID, userID: debug.userID, type: debug.type,
-                                   expiresAt: debug.expiresAt, dataAccessExpiresAt: debug.dataAccessExpiresAt,
-                                   permissions: Dictionary(debug.scopes.map { ($0, "granted") }, uniquingKeysWith: { a, _ in a }),
-                                   leadsTargetIDs: debug.leadsTargetIDs)
-            if debug.isValid {
-                if let userToken { facts.permissions = try await graph.permissions(userToken) }
+            // Everything from the Page token: the user token ends after ~60 days, the Page
+            // token got with a long-lived one does not (GRAPH_API.md, "Tokens and the 90 days").
+            let debug = try await graph.debugToken(pageToken, appToken: try settings.appToken())
+            var checked = TokenFacts(isValid: debug.isValid, appID: debug.appID, userID: debug.userID, type: debug.type,
+                                     expiresAt: debug.expiresAt, dataAccessExpiresAt: debug.dataAccessExpiresAt,
+                                     permissions: Dictionary(debug.scopes.map { ($0, "granted") }, uniquingKeysWith: { a, _ in a }),
+                                     granularTargets: debug.granularTargets, errorSubcode: debug.errorSubcode)
+            let fresh = settings.policy.evaluate(authenticatedAt: record.authenticatedAt, facebookExpiresAt: debug.expiresAt,
+                                                 facebookDataAccessExpiresAt: debug.dataAccessExpiresAt, now: now)
+            if debug.isValid, PreflightRules.judge(checked, pageID: record.pageID, requiredPermissions: settings.requiredPermissions,
+                                                    policy: fresh, now: now).isFit {
+                // has_lead_access needs leads_retrieval: asked only once the scopes allow it.
                 let access = try await graph.leadAccess(pageID: record.pageID, userID: record.authenticatorUserID, token: pageToken)
-                facts.canAccessLeads = access.canAccessLead
-                facts.leadAccessFailure = access.failureReason
+                checked.canAccessLeads = access.canAccessLead
+                checked.leadAccessFailure = access.failureReason
             }
-            verdict = PreflightRules.judge(facts, pageID: record.pageID, requiredPermissions: settings.requiredPermissions,
-                                           policy: evaluation, now: now)
+            facts = checked
+            evaluation = fresh
+            verdict = PreflightRules.judge(checked, pageID: record.pageID, requiredPermissions: settings.requiredPermissions,
+                                           policy: fresh, now: now)
         } catch let error as GraphError where error.voidCause != nil {
             verdict = .void(cause: error.voidCause!, detail: error.causeDetail ?? error.code, since: now)
-        } catch let error as any LeadFlowError where error.disposition != .void {
+        } catch let error as any LeadFlowError where error.disposition != .void && !(error is AppNotConfigured) {
             log(record, "unchecked", error.code)
             return result(.unchecked(reason: error.description))
         }
+        let verified = { try self.repository.recordVerified(connectionID: record.id, facebookExpiresAt: facts?.expiresAt,
+                                                             dataAccessExpiresAt: facts?.dataAccessExpiresAt, now: now) }
 
         switch verdict {
         case .void(let cause, let detail, let since):
@@ -97,14 +106,14 @@ public struct PreflightStage {
             log(record, "void", cause.rawValue)
             return result(.checked(verdict), opened: opened)
         case .reminderDue:
-            try repository.recordVerified(connectionID: record.id, now: now)
+            try verified()
             let reminder = try repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",
                                                         cycleStartedAt: record.authenticatedAt, dueAt: evaluation.reminderAt,
                                                         expiresAt: evaluation.expiresAt, now: now)
             log(record, "reminder_due", nil)
             return result(.checked(verdict), reminder: reminder, token: pageToken)
         case .healthy:
-            try repository.recordVerified(connectionID: record.id, now: now)
+            try verified()
             log(record, "healthy", nil)
             return result(.checked(verdict), token: pageToken)
         }

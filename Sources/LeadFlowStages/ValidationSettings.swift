@@ -15,9 +15,27 @@ public struct ValidationSettings: Sendable {
         self.policy = policy
     }
 
-    /// `APP_ID|APP_SECRET`, the app token `debug_token` wants, when the app is configured.
-    var appToken: AccessToken? {
-        guard let appID, let appSecret, !appID.isEmpty, !appSecret.isEmpty else { return nil }
-        return AccessToken("\(appID)|\(appSecret)")
+    /// The app's id and secret. Without them nothing works on Facebook: a short-lived token
+    /// cannot be exchanged (it lasts an hour, a connection 90 days), `debug_token` needs the
+    /// app token, and an app that requires `appsecret_proof` refuses every call.
+    public func app() throws -> (id: String, secret: String) {
+        guard let appID, !appID.isEmpty, let appSecret, !appSecret.isEmpty else { throw AppNotConfigured() }
+        return (appID, appSecret)
+    }
+
+    /// `APP_ID|APP_SECRET`, the app token `debug_token` wants.
+    func appToken() throws -> AccessToken {
+        let app = try app()
+        return AccessToken("\(app.id)|\(app.secret)")
+    }
+}
+
+/// The Facebook app is not configured: exit 64, in one sentence.
+public struct AppNotConfigured: LeadFlowError, Equatable {
+    public init() {}
+    public var code: String { "config.app_missing" }
+    public var disposition: Disposition { .fatal }
+    public var description: String {
+        "set LEADFLOW_APP_ID and LEADFLOW_APP_SECRET (or LEADFLOW_APP_SECRET_FILE): without the app secret a 1-hour token cannot be exchanged to carry a 90-day connection, and Facebook refuses calls without appsecret_proof"
     }
 }

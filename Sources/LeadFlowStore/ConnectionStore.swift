@@ -12,8 +12,8 @@ public struct ConnectionStore: ConnectionRepository {
 
     private static let columns = """
         c.id, c.instance, c.page_id, c.label, c.page_name, c.authenticator_user_id, c.token_ciphertext,
-        c.user_token_ciphertext, c.token_key_id, c.token_type, c.scopes, c.authenticated_at, c.fb_expires_at,
-        c.fb_data_access_expires_at, v.id AS void_id, v.cause, v.cause_detail, v.started_at
+        c.authenticator_name, c.token_key_id, c.token_type, c.scopes, c.authenticated_at, c.fb_expires_at,
+        c.fb_data_access_expires_at, c.user_token_expires_at, v.id AS void_id, v.cause, v.cause_detail, v.started_at
         FROM connections c LEFT JOIN void_periods v ON v.connection_id = c.id AND v.ended_at IS NULL
         """
 
@@ -45,11 +45,13 @@ public struct ConnectionStore: ConnectionRepository {
                 if before != auth.authenticatorUserID { previous = before }
                 try db.query("""
                     UPDATE connections SET label = $2, page_name = coalesce($3, page_name), authenticator_user_id = $4,
-                        token_ciphertext = $5, user_token_ciphertext = $6, token_key_id = $7, token_type = $8, scopes = $9,
-                        authenticated_at = $10, fb_expires_at = $11, fb_data_access_expires_at = $12, updated_at = $10
+                        token_ciphertext = $5, authenticator_name = $6, token_key_id = $7, token_type = $8, scopes = $9,
+                        authenticated_at = $10, fb_expires_at = $11, fb_data_access_expires_at = $12, user_token_expires_at = $13,
+                        updated_at = $10
                     WHERE id = $1
-                    """, [id, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext, auth.userTokenCiphertext,
-                          auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt, auth.facebookDataAccessExpiresAt],
+                    """, [id, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext, auth.authenticatorName,
+                          auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt, auth.facebookDataAccessExpiresAt,
+                          auth.userTokenExpiresAt],
                     label: "update connection")
                 let open = try db.query("""
                     UPDATE void_periods SET ended_at = greatest($2, started_at + interval '1 microsecond')
@@ -64,12 +66,12 @@ public struct ConnectionStore: ConnectionRepository {
             } else {
                 let inserted = try db.query("""
                     INSERT INTO connections (instance, page_id, label, page_name, authenticator_user_id, token_ciphertext,
-                        user_token_ciphertext, token_key_id, token_type, scopes, authenticated_at, fb_expires_at,
-                        fb_data_access_expires_at, created_at, updated_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $11, $11) RETURNING id
+                        authenticator_name, token_key_id, token_type, scopes, authenticated_at, fb_expires_at,
+                        fb_data_access_expires_at, user_token_expires_at, created_at, updated_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $11, $11) RETURNING id
                     """, [auth.instance, auth.pageID, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext,
-                          auth.userTokenCiphertext, auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt,
-                          auth.facebookDataAccessExpiresAt], label: "insert connection")
+                          auth.authenticatorName, auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt,
+                          auth.facebookDataAccessExpiresAt, auth.userTokenExpiresAt], label: "insert connection")
                 id = Int64(try inserted[0].int(0)!)
                 try event(db, id, "authenticated", now, cause: nil)
             }
@@ -99,8 +101,13 @@ public struct ConnectionStore: ConnectionRepository {
         }
     }
 
-    /// Records a successful check, once per connection and UTC day (runs come every few minutes).
-    public func recordVerified(connectionID: Int64, now: Date) throws {
+    /// Records a successful check, once per connection and UTC day (runs come every few
+    /// minutes), and what Facebook now says of the Page token's end and of data access.
+    public func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) throws {
+        try db.query("""
+            UPDATE connections SET fb_expires_at = $2, fb_data_access_expires_at = $3
+            WHERE id = $1 AND (fb_expires_at, fb_data_access_expires_at) IS DISTINCT FROM ($2, $3)
+            """, [connectionID, facebookExpiresAt, dataAccessExpiresAt], label: "record token facts")
         try db.query("""
             INSERT INTO auth_events (connection_id, kind, occurred_at)
             SELECT $1, 'verified', $2::timestamptz
@@ -164,10 +171,11 @@ public struct ConnectionStore: ConnectionRepository {
         return ConnectionRecord(
             id: Int64(try row.int("id")!), instance: try row.string("instance")!, pageID: try row.string("page_id")!,
             label: try row.string("label")!, pageName: try row.string("page_name"),
-            authenticatorUserID: try row.string("authenticator_user_id")!, tokenCiphertext: try row.bytes(6)!,
-            userTokenCiphertext: try row.bytes(7), tokenKeyID: try row.string("token_key_id")!,
+            authenticatorUserID: try row.string("authenticator_user_id")!, authenticatorName: try row.string("authenticator_name"),
+            tokenCiphertext: try row.bytes(6)!, tokenKeyID: try row.string("token_key_id")!,
             tokenType: try row.string("token_type")!, scopes: parseTextArray(try row.string("scopes") ?? "{}"),
-            authenticatedAt: try row.date("authenticated_at")!, facebookExpiresAt: try row.date("fb_expires_at"),
+            authenticatedAt: try row.date("authenticated_at")!, userTokenExpiresAt: try row.date("user_token_expires_at"),
+            facebookExpiresAt: try row.date("fb_expires_at"),
             facebookDataAccessExpiresAt: try row.date("fb_data_access_expires_at"), openVoidPeriod: void)
     }
 }

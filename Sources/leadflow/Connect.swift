@@ -9,15 +9,19 @@ import Glibc
 extension LeadFlow {
     struct Connect: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Authenticate a Facebook Page into an Integrate instance (or reauthenticate it).",
+            abstract: "Authenticate Facebook Pages into an Integrate instance (or reauthenticate them).",
             discussion: """
-                Reads the Connector Authenticator's access token from standard input (never from an argument: arguments are visible to every user of the machine). A user token is exchanged for a long-lived one when LEADFLOW_APP_ID and LEADFLOW_APP_SECRET are set, and the Page token is taken from me/accounts. The token must be valid, belong to the app, and carry every required permission with lead access on the Page; otherwise connect refuses and says what the Facebook admin must do. The token is stored sealed with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600).
+                Reads the Connector Authenticator's access token from standard input (never from an argument: arguments are visible to every user of the machine). Needs LEADFLOW_APP_ID and LEADFLOW_APP_SECRET: a user token from the Facebook login dialog lasts an hour, so LeadFlow exchanges it once for a long-lived one (about 60 days), then takes each Page's own token from me/accounts. A Page token got that way never expires; only the Page tokens are kept, sealed with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600). The connection then lasts 90 days from now (Facebook's data access), with a reminder 15 days before.
 
-                On an existing connection this is the reauthentication: it closes the open void period at this instant, and that window becomes due for backfill.
+                Each Page must be reachable by the user with a task that allows leads, and the token must carry every required permission on that Page with lead access; otherwise that Page is refused with what the Facebook admin must do, and the other Pages go on. On an existing connection this is the reauthentication: it closes the open void period at this instant, and that window becomes due for backfill.
+
+                Exit codes: 0 every Page connected; 64 a Page or the token refused, or the app not configured; 1 any other failure.
 
                 Examples:
                   leadflow connect --instance acme --page 1001 --name acme-main < token.txt
-                  leadflow connect --instance acme --page 1001 --name acme-main
+                  leadflow connect --instance acme --page 1001 --page 1002 < token.txt
+                  leadflow connect --instance acme --all-pages < token.txt
+                  leadflow connect --instance acme --page 1001
                   (then paste the token at the hidden prompt)
                 """
         )
@@ -25,14 +29,17 @@ extension LeadFlow {
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
 
-        @Option(help: "The Integrate instance the Page feeds.")
+        @Option(help: "The Integrate instance the Pages feed.")
         var instance: String
 
-        @Option(help: "The Facebook Page id (digits).")
-        var page: String
+        @Option(name: .customLong("page"), help: "A Facebook Page id (digits); repeat for several Pages.")
+        var pages: [String] = []
 
-        @Option(help: "A short label for this connection, unique across instances (used by backfill --connection).")
-        var name: String
+        @Flag(name: .customLong("all-pages"), help: "Every Page the Connector Authenticator's token reaches.")
+        var allPages = false
+
+        @Option(help: "A label for the connection, unique across instances (used by backfill --connection); one Page only. Default: the Page's name, made a label (e.g. acme-analytics).")
+        var name: String?
 
         @Option(name: .customLong("token"), help: .hidden)
         var tokenArgument: String?
@@ -41,10 +48,16 @@ extension LeadFlow {
             if tokenArgument != nil {
                 throw ValidationError("refused: never pass a token as an argument (other users can read process arguments); pipe it on standard input")
             }
-            guard page.allSatisfy(\.isNumber), !page.isEmpty else { throw ValidationError("--page must be a Page id (digits)") }
+            guard allPages != !pages.isEmpty else { throw ValidationError("give --page PAGE_ID (one or more) or --all-pages") }
+            for page in pages where page.isEmpty || !page.allSatisfy(\.isASCII) || !page.allSatisfy(\.isNumber) {
+                throw ValidationError("--page must be a Page id (digits): \(page)")
+            }
+            if name != nil, allPages || pages.count > 1 {
+                throw ValidationError("--name labels one Page's connection; with several Pages each is named after its Page")
+            }
             let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
-            for (flag, value) in [("--instance", instance), ("--name", name)] {
-                guard !value.isEmpty, value.unicodeScalars.allSatisfy(allowed.contains) else {
+            for (flag, value) in [("--instance", instance), ("--name", name ?? "x")] {
+                guard !value.isEmpty, value.unicodeScalars.allSatisfy({ $0.isASCII && allowed.contains($0) }) else {
                     throw ValidationError("\(flag) may hold letters, digits, '.', '_' and '-' only")
                 }
             }
@@ -52,14 +65,34 @@ extension LeadFlow {
 
         func run() async throws {
             common.bootstrapLogging()
+            let outcomes: [Connector.PageOutcome]
             do {
                 let token = try Self.readToken()
                 let wiring = try Wiring(pipeline: try pipelineOption.load())
                 let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                           settings: try wiring.validationSettings())
-                let result = try await connector.connect(.init(instance: instance, pageID: page, label: name, token: token),
-                                                         now: wiring.now)
-                var lines = ["leadflow: \(result.saved.reauthenticated ? "reauthenticated" : "connected") \(name) (instance \(instance), Page \(page)) as Facebook user \(result.authenticatorUserID)"]
+                outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,
+                                                                  token: token), now: wiring.now)
+            } catch {
+                throw ExitStatus.report(error)
+            }
+            printErr(outcomes.map(Self.describe).joined(separator: "\n") + "\n")
+            if outcomes.isEmpty { printErr("leadflow: the token reaches no Page\n") }
+            if outcomes.isEmpty || outcomes.contains(where: { if case .failure = $0.result { return true } else { return false } }) {
+                throw ExitStatus.badInput
+            }
+        }
+
+        /// One Page's line (and what follows from it), for the person who ran connect.
+        static func describe(_ outcome: Connector.PageOutcome) -> String {
+            let page = outcome.pageName.map { "Page \(outcome.pageID) \"\($0)\"" } ?? "Page \(outcome.pageID)"
+            switch outcome.result {
+            case .failure(let refusal):
+                return "leadflow: refused \(page): \(refusal.reason). To fix: \(refusal.remedy)"
+            case .success(let result):
+                let who = result.authenticatorName.map { "\($0) (Facebook user \(result.authenticatorUserID))" }
+                    ?? "Facebook user \(result.authenticatorUserID)"
+                var lines = ["leadflow: \(result.saved.reauthenticated ? "reauthenticated" : "connected") \(result.label) (\(page)) as \(who)"]
                 if let previous = result.saved.previousAuthenticator {
                     lines.append("  the Connector Authenticator changed from user \(previous)")
                 }
@@ -67,9 +100,7 @@ extension LeadFlow {
                     lines.append("  closed the void period open since \(UTCTime.iso8601(closed.startedAt)) (\(closed.cause.rawValue)); its window is due for backfill")
                 }
                 lines.append("  reminder due \(UTCTime.iso8601(result.reminderAt)); reauthenticate before \(UTCTime.iso8601(result.expiresAt))")
-                printErr(lines.joined(separator: "\n") + "\n")
-            } catch {
-                throw ExitStatus.report(error)
+                return lines.joined(separator: "\n")
             }
         }
 

@@ -20,7 +20,8 @@ enum ExitStatus {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
         FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
         switch error {
-        case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError:
+        case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError,
+             is AppNotConfigured:
             return badInput
         case let cluster as EmbeddedClusterError where cluster.isConfiguration:
             return badInput

@@ -20,9 +20,11 @@ import Testing
             pages: [.init(id: "1001", name: "Acme Analytics", forms: [
                 .init(id: "2001", name: "Webinar", generate: .init(count: 400, start: "2026-03-02T09:30:00+0000", spacingSeconds: 21_600)),
             ])],
-            tokens: [.init(token: "EAAB-gaps-user-one", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(20))),
-                     .init(token: "EAAB-gaps-user-two", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(200)))])
-        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
+            // Facebook ends the first user's data access on day 20 (they stopped using the
+            // app): the connection's end moves from day 90 to day 20.
+            tokens: [.user("EAAB-gaps-user-one", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
+                     .user("EAAB-gaps-user-two", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(30)))])
+        scenario.tokens[0].dataAccessExpiresAt = UTCTime.iso8601(Self.day(20))
         fake = try GraphFake(scenario: scenario, now: Self.day0)
         databaseURL = try TestDatabase.create("gapscmd")
         home = try Repository.temporaryFolder("gapscmd")
@@ -39,10 +41,10 @@ import Testing
         #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0,
                              input: "EAAB-gaps-user-one\n").status == 0)
         #expect(try leadflow(["run"], day: 10).status == 0)
-        // Day 25: the token expired on day 20. The run says so with exit 2.
+        // Day 25: data access ended on day 20. The run says so with exit 2.
         let voidRun = try leadflow(["run"], day: 25)
         #expect(voidRun.status == 2, "\(voidRun.stderr)")
-        #expect(voidRun.stderr.contains("void (token_expired)"))
+        #expect(voidRun.stderr.contains("void (data_access_expired)"))
         let db = try PostgresConnection(conninfo: databaseURL)
         #expect(try db.query("SELECT status FROM runs ORDER BY id DESC LIMIT 1")[0].string(0) == "partial", "a void connection makes the run partial")
 
@@ -76,9 +78,9 @@ import Testing
         let table = try leadflow(["gaps"], day: 31)
         #expect(table.status == 0)
         #expect(table.stdout.contains("recovered"))
-        #expect(table.stdout.contains("token_expired"))
+        #expect(table.stdout.contains("data_access_expired"))
         let markdown = try leadflow(["gaps", "--format", "md", "--instance", "acme"], day: 31).stdout
-        #expect(markdown.contains("| 1 | token_expired | \(UTCTime.iso8601(Self.day(20))) | \(UTCTime.iso8601(Self.day(30))) | 10 d 0 h | \(inPeriod) | 0 | 0 | recovered |"))
+        #expect(markdown.contains("| 1 | data_access_expired | \(UTCTime.iso8601(Self.day(20))) | \(UTCTime.iso8601(Self.day(30))) | 10 d 0 h | \(inPeriod) | 0 | 0 | recovered |"))
         let htmlFile = home.appendingPathComponent("report/gap-report.html")
         try FileManager.default.createDirectory(at: htmlFile.deletingLastPathComponent(), withIntermediateDirectories: true)
         let html = try leadflow(["gaps", "--format", "html", "--output", htmlFile.path], day: 31)

@@ -19,9 +19,11 @@ import Testing
             pages: [.init(id: "1001", name: "Acme Analytics", forms: (1...4).map { f in
                 .init(id: "200\(f)", name: "Form \(f)", generate: .init(count: 6_000, start: "2026-03-02T09:0\(f):00+0000", spacingSeconds: 600))
             })],
-            tokens: [.init(token: "EAAB-kill-backfill-one", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(20))),
-                     .init(token: "EAAB-kill-backfill-two", pages: ["1001"], expiresAt: UTCTime.iso8601(Self.day(200)))])
-        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
+            // Facebook ends the first user's data access on day 20 (they stopped using the
+            // app): the connection's end moves from day 90 to day 20.
+            tokens: [.user("EAAB-kill-backfill-one", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
+                     .user("EAAB-kill-backfill-two", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(30)))])
+        scenario.tokens[0].dataAccessExpiresAt = UTCTime.iso8601(Self.day(20))
         scenario.latencyMilliseconds = 3
         fake = try GraphFake(scenario: scenario, now: Self.day0)
         databaseURL = try TestDatabase.create("killbackfill")

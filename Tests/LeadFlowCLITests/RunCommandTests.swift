@@ -183,9 +183,11 @@ import Testing
     /// rerun archives, verifies and loads everything.
     @Test func anArchiveThatCannotBeWrittenCommitsNothingAndARerunHeals() throws {
         try connectBoth()
-        // Pages (about 60 kB each) fit under the limit (100 kB); a connection's archive (about 145 kB) does not.
-        // SIGXFSZ is ignored so the write fails with an error instead of killing the process.
-        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 100; exec \"$0\" run", LeadFlowBinary.path], environment: environment)
+        // Pages (about 60 kB each) fit under the limit (100 kB); a connection's uncompressed
+        // archive (its pages together, over 100 kB) does not. SIGXFSZ is ignored so the
+        // write fails with an error instead of killing the process.
+        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 100; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
+                                                   Repository.fixture("pipelines/uncompressed-archives.yml").path], environment: environment)
         #expect(limited.status == 1, "\(limited.stderr)")
         #expect(limited.stderr.contains("leadflow: archive"), "\(limited.stderr)")
         let db = try PostgresConnection(conninfo: databaseURL)
@@ -196,7 +198,7 @@ import Testing
             .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
         #expect(published.isEmpty, "no archive under a final name: \(published)")
 
-        let healed = try leadflow(["run"])
+        let healed = try leadflow(["run", "--pipeline", Repository.fixture("pipelines/uncompressed-archives.yml").path])
         #expect(healed.status == 0, "\(healed.stderr)")
         try expectExactlyTheFakesLeads()
         #expect(try leadflow(["archive", "verify", "--all"]).status == 0)

@@ -23,7 +23,7 @@ import Testing
     }
 
     func client(_ fake: GraphFake, pageSize: Int = 100, logger: Logger? = nil, sleeper: RecordingSleeper = RecordingSleeper(),
-                maxAttempts: Int = 4, appSecret: String? = nil, transfers: Int = 8, board: (any UsageBoard)? = nil) throws -> GraphClient {
+                maxAttempts: Int = 4, appSecret: String? = GraphScenario().appSecret, transfers: Int = 8, board: (any UsageBoard)? = nil) throws -> GraphClient {
         let transport = try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: transfers))
         return GraphClient(transport: transport,
                            configuration: .init(baseURL: fake.baseURL, pageSize: pageSize, appSecret: appSecret,
@@ -113,11 +113,28 @@ import Testing
     }
 
     @Test func aRateLimitLongerThanTheBoundStopsTheStream() async throws {
+        // A Page's lead-retrieval quota, with Graph's estimate of 10 minutes each time: the
+        // second wait would pass the 15-minute bound.
         let fake = try GraphFake(scenario: scenario {
-            $0.faults = [.init(path: "/leads", onRequest: 2, times: 100, kind: .graphError, fixture: "app_rate_limit_4", regainAccessMinutes: 10)]
+            $0.faults = [.init(path: "/leads", onRequest: 2, times: 100, kind: .graphError, fixture: "lead_gen_rate_limit_80005", regainAccessMinutes: 10)]
         }, now: Self.now)
-        let error = await #expect(throws: GraphError.self) { try await readAll(try client(fake)) }
+        let sleeper = RecordingSleeper()
+        let error = await #expect(throws: GraphError.self) { try await readAll(try client(fake, sleeper: sleeper)) }
         #expect(error?.isRateLimit == true, "\(error?.description ?? "none")")
+        #expect(sleeper.waits.filter { $0 == .seconds(600) }.count == 1, "one wait of Graph's estimate, then the bound: \(sleeper.waits)")
+    }
+
+    @Test func anAppRateLimitWithoutAnEstimateBacksOffExponentiallyUntilTheBound() async throws {
+        // Code 4 comes with X-App-Usage only (no time to regain access): the waits grow.
+        let fake = try GraphFake(scenario: scenario {
+            $0.faults = [.init(path: "/leads", onRequest: 2, times: 1_000, kind: .graphError, fixture: "app_rate_limit_4")]
+        }, now: Self.now)
+        let sleeper = RecordingSleeper()
+        let error = await #expect(throws: GraphError.self) { try await readAll(try client(fake, sleeper: sleeper)) }
+        #expect(error?.isRateLimit == true)
+        let waits = sleeper.waits
+        #expect(waits.count > 5 && waits.count < 100, "\(waits.count) waits")
+        #expect(waits.max()! > waits.first!, "the backoff grew")
     }
 
     @Test func aTokenThatExpiresOnPageThreeVoidsTheConnectionAndStopsAllCalls() async throws {
@@ -206,6 +223,7 @@ import Testing
     @Test func noTokenReachesALogAnErrorARawPageOrTheFakesLog() async throws {
         let capture = LogCapture()
         let fake = try GraphFake(scenario: scenario {
+            $0.appSecret = "s3cr3t-app"
             $0.faults = [.init(path: "/leads", onRequest: 2, kind: .http500), .init(path: "/leads", onRequest: 6, kind: .expireToken)]
         }, now: Self.now)
         var raw: [Data] = []

@@ -74,10 +74,17 @@ import Testing
         #expect(debug.data.expires_at == Int64(UTCTime.parse("2026-12-30T00:00:00Z")!.timeIntervalSince1970))
         #expect(debug.data.scopes.contains("leads_retrieval"))
 
-        // On Dec 10 the scenario revokes leads_retrieval.
+        // On Dec 10 the scenario revokes leads_retrieval: the Page token's scopes lose it,
+        // and leads are refused. `me/permissions` is a user token's edge: a Page token's
+        // `me` is the Page, which has no such field.
         fake.now = UTCTime.parse("2026-12-11T00:00:00Z")!
-        let permissions = try await client.object(Permissions.self, path: "me/permissions", token: Self.token, context: "permissions")
-        #expect(permissions.data.first { $0.permission == "leads_retrieval" }?.status == "declined")
+        let revoked = try await client.object(DebugToken.self, path: "debug_token", query: [("input_token", Self.token.secret)],
+                                              token: app, context: "debug_token")
+        #expect(!revoked.data.scopes.contains("leads_retrieval"))
+        let notAUser = await #expect(throws: GraphError.self) {
+            _ = try await client.object(Permissions.self, path: "me/permissions", token: Self.token, context: "permissions")
+        }
+        #expect(notAUser?.apiCode == 2500, "an edge the Page node does not have")
         let error = await #expect(throws: GraphError.self) {
             _ = try await client.forms(pageID: "1001", token: Self.token)
         }
@@ -86,8 +93,10 @@ import Testing
         // On Dec 30 it expires.
         fake.now = UTCTime.parse("2026-12-30T00:00:00Z")!
         let expired = await #expect(throws: GraphError.self) {
-            _ = try await client.object(Permissions.self, path: "me/permissions", token: Self.token, context: "permissions")
+            _ = try await client.forms(pageID: "1001", token: Self.token)
         }
         #expect(expired?.voidCause == .tokenExpired)
+        #expect(expired?.message.contains("Session has expired on Tuesday, 29-Dec-26 16:00:00 PST") == true,
+                "Graph's own wording, in Pacific time: \(expired?.message ?? "")")
     }
 }

@@ -25,13 +25,13 @@ import Testing
                 .init(id: "2001", name: "Webinar", generate: .init(count: 1_600, start: "2026-01-05T09:30:00+0000", spacingSeconds: 10_800)),
                 .init(id: "2002", name: "Demo request", generate: .init(count: 960, start: "2026-01-05T10:00:00+0000", spacingSeconds: 18_000)),
             ])],
+            // Fresh short-lived user tokens, each issued on the day its user authenticates.
             tokens: [
-                .init(token: "EAAB-backfill-user-one", pages: ["1001"], expiresAt: iso(90)),
-                .init(token: "EAAB-backfill-user-two", pages: ["1001"], expiresAt: iso(190),
+                .user("EAAB-backfill-user-one", pages: ["1001"], issuedAt: iso(0)),
+                .user("EAAB-backfill-user-two", pages: ["1001"], issuedAt: iso(100),
                       events: [.init(at: iso(130), kind: .revokePermission, permission: "leads_retrieval")]),
-                .init(token: "EAAB-backfill-user-three", pages: ["1001"], expiresAt: iso(260)),
+                .user("EAAB-backfill-user-three", pages: ["1001"], issuedAt: iso(140)),
             ])
-        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
         if expiring {
             // While the first void period lasts, Facebook stops returning part of its leads.
             scenario.leadExpiries = [.init(at: iso(96), formID: "2001", createdFrom: iso(90), createdBefore: iso(93))]
@@ -54,7 +54,7 @@ import Testing
         let fake = try GraphFake(scenario: scenario, now: Self.day0)
         let home = try Repository.temporaryFolder("backfill")
         let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
-        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL), sleeper: RecordingSleeper())
+        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, appSecret: GraphScenario().appSecret), sleeper: RecordingSleeper())
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
         var pipeline = Pipeline(name: "story")
         pipeline.defaultSource = "facebook"

@@ -50,7 +50,7 @@ import Testing
         let fake = try GraphFake(scenario: scenario, now: Self.now)
         let home = try Repository.temporaryFolder("runhome")
         let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
-        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, pageSize: 200),
+        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, pageSize: 200, appSecret: GraphScenario().appSecret),
                                 sleeper: RecordingSleeper())
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
         let connections = ConnectionStore(db)

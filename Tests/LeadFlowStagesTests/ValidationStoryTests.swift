@@ -15,22 +15,22 @@ import Testing
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
     static func iso(_ n: Double) -> String { UTCTime.iso8601(day(n)) }
 
+    /// Facebook's real lifecycle: every token is a fresh short-lived user token from the
+    /// login dialog (1 h), issued on the day its user authenticates; LeadFlow exchanges it
+    /// (60 days) and keeps only the Page token, which never expires; data access ends 90
+    /// days after the user's last authorisation.
     static func scenario() -> GraphScenario {
-        var scenario = GraphScenario(
+        GraphScenario(
             pages: [.init(id: "1001", name: "Acme Analytics", forms: [.init(id: "2001", name: "Webinar",
                                                                              generate: .init(count: 50, start: "2026-01-05T10:00:00+0000"))])],
             tokens: [
-                .init(token: "EAAB-story-user-one", pages: ["1001"], expiresAt: iso(90)),
-                .init(token: "EAAB-story-user-two", pages: ["1001"], expiresAt: iso(190),
+                .user("EAAB-story-user-one", id: "42", name: "Priya Shah", pages: ["1001"], issuedAt: iso(0)),
+                .user("EAAB-story-user-two", id: "42", name: "Priya Shah", pages: ["1001"], issuedAt: iso(100),
                       events: [.init(at: iso(130), kind: .revokePermission, permission: "leads_retrieval")]),
-                .init(token: "EAAB-story-user-three", pages: ["1001"], expiresAt: iso(230),
+                .user("EAAB-story-user-three", id: "77", name: "Ana Ruiz", pages: ["1001"], issuedAt: iso(140),
                       events: [.init(at: iso(160), kind: .invalidate)]),
-                .init(token: "EAAB-story-user-four", pages: ["1001"], expiresAt: iso(260)),
+                .user("EAAB-story-user-four", id: "77", name: "Ana Ruiz", pages: ["1001"], issuedAt: iso(170)),
             ])
-        for index in scenario.tokens.indices { scenario.tokens[index].type = "USER" }
-        scenario.tokens[2].userID = "77"
-        scenario.tokens[3].userID = "77"
-        return scenario
     }
 
     struct World {
@@ -49,7 +49,7 @@ import Testing
         let fake = try GraphFake(scenario: scenario, now: Self.day0)
         let home = try Repository.temporaryFolder("story")
         let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
-        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL),
+        let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, appSecret: scenario.appSecret),
                                 sleeper: RecordingSleeper())
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
         let store = ConnectionStore(db)
@@ -79,18 +79,32 @@ import Testing
     @Test func twoHundredDays() async throws {
         let world = try world()
 
-        // Day 0: the Connector Authenticator (user 42) connects the Page.
+        // Day 0: the Connector Authenticator (user 42) connects the Page with a fresh,
+        // short-lived user token. LeadFlow keeps the Page token, not the user token.
         let first = try await connect(world, "EAAB-story-user-one", at: Self.day(0))
         #expect(!first.saved.reauthenticated)
         #expect(first.authenticatorUserID == "42")
+        #expect(first.authenticatorName == "Priya Shah")
+        #expect(first.pageName == "Acme Analytics")
         #expect(first.expiresAt == Self.day(90))
         #expect(first.reminderAt == Self.day(75))
+        let stored = try #require(try world.store.connection(label: "acme-main"))
+        let kept = try TokenVault.open(keyFile: world.home.appendingPathComponent("token.key"))
+            .open(stored.tokenCiphertext, boundTo: stored.sealContext, keyID: stored.tokenKeyID)
+        let described = try #require(world.fake.describeToken(kept.secret))
+        #expect(described.type == "PAGE" && described.pageID == "1001" && described.expiresAt == nil,
+                "the Page token got with the long-lived user token, which never expires")
+        #expect(stored.facebookExpiresAt == nil)
+        #expect(stored.facebookDataAccessExpiresAt == Self.day(90))
+        #expect(stored.userTokenExpiresAt == Self.day(60), "the exchange's expires_in: 5,184,000 s")
 
-        // Days 1–74: healthy, no reminder.
+        // Days 1–74: healthy, no reminder; day 61 too, although the long-lived user token
+        // ended on day 60: nothing daily depends on it.
         for n in 1...74 {
             let result = try await check(world, at: Self.day(Double(n)))
             #expect(result.outcome == .checked(.healthy), "day \(n)")
         }
+        #expect(try world.store.voidPeriods(connectionID: stored.id).isEmpty)
         #expect(try reminderCount(world) == 0)
         // One second before day 75 is still healthy; day 75 itself is due.
         #expect(try await check(world, at: Self.day(75).addingTimeInterval(-1)).outcome == .checked(.healthy))
@@ -103,6 +117,7 @@ import Testing
             #expect(!result.wroteReminder, "day \(n): one reminder per cycle")
         }
         #expect(try reminderCount(world) == 1)
+        #expect(try world.store.voidPeriods(connectionID: stored.id).isEmpty, "no void period from day 1 to 89")
 
         // Day 90: the cycle ends at the exact expiry instant; no Graph call is made.
         #expect(try await check(world, at: Self.day(90).addingTimeInterval(-1)).outcome == .checked(.reminderDue))
@@ -138,6 +153,7 @@ import Testing
         let third = try await connect(world, "EAAB-story-user-three", at: Self.day(140))
         #expect(third.saved.previousAuthenticator == "42")
         #expect(third.authenticatorUserID == "77")
+        #expect(third.authenticatorName == "Ana Ruiz")
 
         // Day 160: the user changed their password (190/460): token_invalidated.
         let invalidated = try await check(world, at: Self.day(160).addingTimeInterval(4 * 3600))
@@ -169,8 +185,8 @@ import Testing
     @Test func tokensAreStoredSealedAndBoundToTheirConnection() async throws {
         let world = try world()
         _ = try await connect(world, "EAAB-story-user-one", at: Self.day(0))
-        // The raw bytes of every token column hold no trace of the token.
-        let raw = try world.db.query("SELECT encode(token_ciphertext, 'escape') || encode(coalesce(user_token_ciphertext, ''), 'escape') FROM connections")[0]
+        // The raw bytes of the row hold no trace of any token.
+        let raw = try world.db.query("SELECT c::text FROM connections c")[0]
         let text = try #require(try raw.string(0))
         #expect(!text.contains("EAAB-story"))
         #expect(!text.contains("story-user-one"))
@@ -180,7 +196,10 @@ import Testing
         // A ciphertext moved to another connection's context does not open.
         let record = try #require(try world.store.connection(label: "acme-main"))
         let vault = try TokenVault.openOrCreate(keyFile: keyFile)
-        #expect(try vault.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID) == AccessToken("EAAB-story-user-one"))
+        let opened = try vault.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
+        #expect(opened != AccessToken("EAAB-story-user-one"), "the user token is never kept")
+        #expect(world.fake.describeToken(opened.secret)?.type == "PAGE")
+        #expect(!text.contains(opened.secret))
         #expect(throws: VaultError.self) {
             try vault.open(record.tokenCiphertext, boundTo: ConnectionRecord.sealContext(instance: "other", pageID: "1001"), keyID: record.tokenKeyID)
         }
@@ -206,7 +225,7 @@ import Testing
         let world = try world()
         world.fake.addTokenEvent(.init(at: Self.iso(0), kind: .loseLeadAccess), token: "EAAB-story-user-one")
         let refusal = await #expect(throws: ConnectRefusal.self) {
-            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(1))
+            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(0).addingTimeInterval(60))
         }
         #expect(refusal?.description.contains("Leads Access Manager") == true)
         #expect(try world.store.all().isEmpty, "nothing stored")
@@ -216,7 +235,7 @@ import Testing
         let world = try world()
         world.fake.addTokenEvent(.init(at: Self.iso(0), kind: .revokePermission, permission: "ads_management"), token: "EAAB-story-user-one")
         let refusal = await #expect(throws: ConnectRefusal.self) {
-            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(1))
+            _ = try await connect(world, "EAAB-story-user-one", at: Self.day(0).addingTimeInterval(60))
         }
         #expect(refusal?.reason.contains("ads_management") == true)
     }

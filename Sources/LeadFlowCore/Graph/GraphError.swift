@@ -76,7 +76,11 @@ public struct GraphError: LeadFlowError, Equatable {
         guard kind == .api, let apiCode else { return nil }
         switch apiCode {
         case 190:
-            return subcode == 463 ? .tokenExpired : .tokenInvalidated
+            switch subcode {
+            case 463: return .tokenExpired
+            case 493: return .dataAccessExpired
+            default: return .tokenInvalidated
+            }
         case 102:
             return .tokenInvalidated
         case 10, 200...299:
@@ -93,15 +97,7 @@ public struct GraphError: LeadFlowError, Equatable {
     /// Subcode meanings for 190, for people reading a void period's detail.
     public var causeDetail: String? {
         guard apiCode == 190 || apiCode == 102 else { return apiCode.map { "graph error \($0)" } }
-        switch subcode {
-        case 458: return "app removed by the user"
-        case 459: return "user checkpointed"
-        case 460: return "password changed"
-        case 463: return "token expired"
-        case 464: return "unconfirmed user"
-        case 467: return "user logged out"
-        default: return "token invalid"
-        }
+        return GraphSubcodes.meaning(subcode)
     }
 
     public var disposition: Disposition {
