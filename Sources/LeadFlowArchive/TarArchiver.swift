@@ -6,11 +6,30 @@ import LeadFlowCore
 /// `manifest.json`; published atomically and verified by reading it back.
 public struct TarArchiver: RawArchiver {
     let home: URL
+    /// Under LEADFLOW_HOME (the pipeline's `archive.folder`).
+    let folder: String
     let compression: ArchiveCompression
 
-    public init(home: URL, compression: ArchiveCompression) {
+    public init(home: URL, folder: String = "archives", compression: ArchiveCompression) {
         self.home = home
+        self.folder = folder
         self.compression = compression
+    }
+
+    /// `archives/<instance>/<page>/run-<id>.tar.zst`; a backfill's `run-<id>-void-<period>`
+    /// or `run-<id>-backfill`. Relative to LEADFLOW_HOME, so the home can move.
+    public func relativePath(for subject: ArchiveSubject) -> String {
+        let pass: String
+        switch subject.pass {
+        case .scheduled: pass = ""
+        case .voidPeriod(let id): pass = "-void-\(id)"
+        case .window: pass = "-backfill"
+        }
+        return "\(folder)/\(subject.instance)/\(subject.pageID)/run-\(subject.runID)\(pass).\(compression.fileExtension)"
+    }
+
+    public func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) throws -> ArchivedRun {
+        try archive(members: members, manifest: manifest, relativePath: relativePath(for: subject))
     }
 
     public func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {

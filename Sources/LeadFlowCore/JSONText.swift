@@ -30,6 +30,15 @@ public enum JSONText {
     public static func object(_ values: [String: [String]]) -> String {
         "{" + values.keys.sorted().map { quoted($0) + ":[" + values[$0]!.map(quoted).joined(separator: ",") + "]" }.joined(separator: ",") + "}"
     }
+
+    /// A lead's `answers`: `{"question":["a","b"],…}` with keys sorted, and a question
+    /// answered with an empty list as `null` (asked, not answered).
+    public static func answers(_ values: [String: [String]]) -> String {
+        "{" + values.keys.sorted().map { key in
+            let answer = values[key]!
+            return quoted(key) + ":" + (answer.isEmpty ? "null" : "[" + answer.map(quoted).joined(separator: ",") + "]")
+        }.joined(separator: ",") + "}"
+    }
 }
 
 extension GraphLead {

@@ -38,6 +38,13 @@ public struct LeadRejection: Sendable, Equatable {
     public var formID: String
     public var createdAt: Date?
     public var reasons: [String]
+
+    public init(leadID: String?, formID: String, createdAt: Date?, reasons: [String]) {
+        self.leadID = leadID
+        self.formID = formID
+        self.createdAt = createdAt
+        self.reasons = reasons
+    }
 }
 
 /// Where a lead came from, for the fields Graph's lead object does not carry.
@@ -89,13 +96,17 @@ public struct LeadTransformer: Sendable {
         var values: [LeadField: String] = [:]
         var answers: [String: [String]] = [:]
         for field in raw.fieldData {
-            let mapped = fieldKeys[field.name] ?? .answers
-            let first = field.values.lazy.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.first { !$0.isEmpty }
+            // Postgres text cannot hold U+0000 (people paste it): it goes, the rest stays.
+            let name = Text.withoutNUL(field.name)
+            let given = field.values.map(Text.withoutNUL)
+            let mapped = fieldKeys[name] ?? .answers
+            let first = given.lazy.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.first { !$0.isEmpty }
             switch mapped {
             case .ignore:
                 continue
             case .answers:
-                answers[field.name] = field.values
+                // A question answered twice keeps both answers.
+                answers[name, default: []] += given
             default:
                 // The first key that gives a field a value wins (email before work_email, in form order).
                 if values[mapped] == nil, let first { values[mapped] = first }
@@ -130,15 +141,16 @@ public struct LeadTransformer: Sendable {
             return .rejected(LeadRejection(leadID: idIsValid ? raw.id : nil, formID: context.formID, createdAt: created, reasons: reasons))
         }
         let organic = raw.isOrganic ?? (raw.adID == nil)
+        let clean = { (text: String?) in text.map(Text.withoutNUL) }
         return .lead(IntegrateLead(
             leadID: raw.id, instance: context.instance, connectionID: context.connectionID, pageID: context.pageID,
-            formID: context.formID, formName: context.formName,
+            formID: context.formID, formName: clean(context.formName),
             sourceID: pipeline.source(formID: context.formID, formName: context.formName ?? "", pageID: context.pageID),
-            adID: organic ? nil : raw.adID, adsetID: organic ? nil : raw.adsetID, campaignID: organic ? nil : raw.campaignID,
-            isOrganic: organic, platform: raw.platform, createdAt: created, email: email, firstName: first, lastName: last,
+            adID: organic ? nil : clean(raw.adID), adsetID: organic ? nil : clean(raw.adsetID), campaignID: organic ? nil : clean(raw.campaignID),
+            isOrganic: organic, platform: clean(raw.platform), createdAt: created, email: email, firstName: first, lastName: last,
             company: values[.company], jobTitle: values[.jobTitle], phone: phone, country: country, state: values[.state],
             city: values[.city], postalCode: values[.postalCode],
-            consents: Dictionary((raw.customDisclaimerResponses ?? []).map { ($0.checkboxKey, ["1", "true"].contains($0.isChecked.lowercased())) },
+            consents: Dictionary((raw.customDisclaimerResponses ?? []).map { (Text.withoutNUL($0.checkboxKey), ["1", "true"].contains($0.isChecked.lowercased())) },
                                  uniquingKeysWith: { _, last in last }),
             answers: answers))
     }
@@ -149,6 +161,16 @@ public struct LeadTransformer: Sendable {
         guard parts.count == 2, !parts[0].isEmpty, !text.contains(where: \.isWhitespace) else { return false }
         let domain = parts[1].split(separator: ".", omittingEmptySubsequences: false)
         return domain.count >= 2 && domain.allSatisfy { !$0.isEmpty }
+    }
+}
+
+/// Text as Postgres can hold it.
+public enum Text {
+    /// The text without U+0000, which no Postgres text or jsonb value can hold; unchanged
+    /// (and not copied) when it has none.
+    public static func withoutNUL(_ text: String) -> String {
+        guard text.utf8.contains(0) else { return text }
+        return String(text.unicodeScalars.filter { $0 != "\u{0}" }.map(Character.init))
     }
 }
 

@@ -22,6 +22,16 @@ public struct LoadCounts: Sendable, Equatable {
     }
 }
 
+/// What a run was (`runs.kind`).
+public enum RunKind: String, Sendable, Equatable {
+    case scheduled, backfill, demo
+}
+
+/// How a run ended, or that it is still running (`runs.status`).
+public enum RunStatus: String, Sendable, Equatable {
+    case running, succeeded, partial, failed, abandoned
+}
+
 /// A published, verified archive of a run's raw pages for one connection.
 public struct ArchivedRun: Sendable, Equatable {
     /// Relative to LEADFLOW_HOME.
@@ -38,11 +48,33 @@ public struct ArchivedRun: Sendable, Equatable {
     }
 }
 
+/// Whose raw pages an archive holds: the archiver names the file after it.
+public struct ArchiveSubject: Sendable, Equatable {
+    public enum Pass: Sendable, Equatable {
+        case scheduled
+        case voidPeriod(Int64)
+        case window
+    }
+    public let instance: String
+    public let pageID: String
+    public let runID: Int64
+    public let pass: Pass
+
+    public init(instance: String, pageID: String, runID: Int64, pass: Pass) {
+        self.instance = instance
+        self.pageID = pageID
+        self.runID = runID
+        self.pass = pass
+    }
+}
+
 /// Writes the raw pages of one connection's run into one archive, durably, and verifies it.
 public protocol RawArchiver: Sendable {
     /// - Parameters:
     ///   - members: archive member name → the spooled file holding it.
     ///   - manifest: the `manifest.json` bytes (written last, hashes of every other member).
+    func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) throws -> ArchivedRun
+    /// The same under a path of the caller's (an erasure's rewrite beside the original).
     func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun
     /// Every member of an archive, in order (`manifest.json` included).
     func members(of relativePath: String) throws -> [(name: String, data: Data)]
@@ -52,8 +84,8 @@ public protocol RawArchiver: Sendable {
 
 /// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
 public protocol LeadRepository {
-    func startRun(kind: String, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64
-    func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws
+    func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64
+    func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) throws
     /// Runs still marked running on `host` (nil: on any host), with the process that started each.
     func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
@@ -61,19 +93,19 @@ public protocol LeadRepository {
     /// Takes the connection for this process (a second run at once gets false and skips it).
     func tryLockConnection(_ connectionID: Int64) throws -> Bool
     func unlockConnection(_ connectionID: Int64) throws
-    func watermark(connectionID: Int64, formID: String) throws -> Date?
     func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws
     func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64
-    /// One transaction: the window's leads (upserted), its rejections, and what `commit` records.
-    /// Under a claim, the transaction first checks the claim's fence (`LeaseLost` if another
+    /// One transaction: the window's ready rows (new ones copied straight in, ones the table
+    /// may hold upserted), its rejections, and what the batch's commit records. Under a
+    /// claim, the transaction first checks the claim's fence (`LeaseLost` if another
     /// worker took the connection over) and holds it until the commit.
-    /// `window` is the span the leads were read over (leads loaded before from around it may come again).
-    func loadWindow(runID: Int64, connectionID: Int64, formID: String, window: LeadWindow, archiveID: Int64, commit: WindowCommit,
-                    claim: WorkClaim?, at: Date,
-                    leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts
+    func loadWindow(_ batch: WindowBatch) throws -> LoadCounts
+    /// The watermarks of a connection's forms, in one query.
+    func watermarks(connectionID: Int64) throws -> [String: Date]
 
-    /// The keyed hashes of erased people (`ErasureList`): kept out of archives and tables.
-    func erasureHashes() throws -> Set<String>
+    /// The keyed hashes of the people erased from this instance (or from every instance):
+    /// kept out of its archives and tables (`ErasureList`).
+    func erasureHashes(instance: String) throws -> Set<String>
     /// Closed void periods of the connection that no backfill has completed yet, oldest first.
     func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod]
     /// The forms whose backfill window of this void period has committed.
@@ -83,13 +115,60 @@ public protocol LeadRepository {
 }
 
 /// What a committed window records besides its leads.
-public enum WindowCommit {
+public enum WindowCommit: Sendable, Equatable {
     /// A scheduled window: the form's watermark moves forward to the newest lead the server
-    /// gave (asked after the leads were produced), never backwards.
-    case watermark(() -> Date?)
+    /// gave (nil: none), never backwards.
+    case watermark(Date?)
     /// A window of a void period's backfill: it is marked done, so a killed backfill resumes
     /// after it; the scheduled watermark is left alone.
     case backfill(voidPeriodID: Int64, window: LeadWindow)
     /// An ad hoc backfill (`--since/--until`): only the leads.
     case leadsOnly
+}
+
+/// A rejected lead as the extract stage spooled it: the reasons and the hash of its raw bytes.
+public struct SpooledRejection: Sendable, Equatable {
+    public let rejection: LeadRejection
+    public let rawSHA256: String
+
+    public init(_ rejection: LeadRejection, rawSHA256: String) {
+        self.rejection = rejection
+        self.rawSHA256 = rawSHA256
+    }
+}
+
+/// One form window, ready to load: data, not code. Its rows were parsed, transformed and
+/// hashed at extract time and spooled in the load's own format (`LeadRow`, COPY text): the
+/// load streams the file and stamps the window's archive and run on each row.
+public struct WindowBatch: Sendable {
+    public var runID: Int64
+    public var connectionID: Int64
+    public var instance: String
+    public var formID: String
+    /// The span the leads were read over (leads loaded before from around it may come again).
+    public var window: LeadWindow
+    public var archiveID: Int64
+    public var commit: WindowCommit
+    public var claim: WorkClaim?
+    public var at: Date
+    /// The ready rows, one per line (nil: none).
+    public var rows: URL?
+    public var rowCount: Int
+    public var rejections: [SpooledRejection]
+
+    public init(runID: Int64, connectionID: Int64, instance: String, formID: String, window: LeadWindow, archiveID: Int64,
+                commit: WindowCommit, claim: WorkClaim?, at: Date, rows: URL?, rowCount: Int, rejections: [SpooledRejection]) {
+        self.runID = runID
+        self.connectionID = connectionID
+        self.instance = instance
+        self.formID = formID
+        self.window = window
+        self.archiveID = archiveID
+        self.commit = commit
+        self.claim = claim
+        self.at = at
+        self.rows = rows
+        self.rowCount = rowCount
+        self.rejections = rejections
+    }
 }

@@ -95,7 +95,7 @@ public struct DemoRunner {
         let connections = ConnectionStore(database)
         let connector = Connector(graph: graph, repository: connections, sealer: vault, settings: settings, logger: quiet)
         let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(database),
-                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline,
+                             archiver: TarArchiver(home: home, folder: pipeline.archive.folder, compression: .zstd), sealer: vault, pipeline: pipeline,
                              settings: settings, spoolRoot: home.appendingPathComponent("spool"), host: "demo", logger: quiet)
 
         func dayLabel(_ date: Date) -> String {
@@ -138,7 +138,7 @@ public struct DemoRunner {
                 case .void(let cause) where !voidNow.contains(connection.label):
                     voidNow.insert(connection.label)
                     say("\(dayLabel(now))  \(connection.label): VOID (\(cause.rawValue)); leads keep arriving in Facebook, not in Integrate")
-                case .loaded where connection.job.hasPrefix("backfill"):
+                case .loaded where connection.job.isBackfill:
                     say("\(dayLabel(now))  \(connection.label): \(connection.job): \(connection.counts.inserted) leads recovered")
                 case .skipped(let reason):
                     say("\(dayLabel(now))  \(connection.label): skipped: \(reason)")

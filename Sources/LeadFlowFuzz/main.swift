@@ -98,9 +98,12 @@ while ContinuousClock.now < deadline {
     switch mode {
     case "graph":
         do {
-            let list = try GraphJSON.decode(GraphList<GraphLead>.self, from: Data(input))
+            // The run's own parser: a page either parses (its odd leads set apart) or is refused.
+            let page = try GraphLeadPage.parse(input)
             accepted += 1
-            for raw in list.data {
+            leadRejections += page.malformed.count
+            precondition(page.malformed.allSatisfy { !$0.reason.isEmpty }, "a malformed lead without a reason")
+            for raw in page.leads {
                 _ = raw.canonicalJSON
                 switch transformer.transform(raw, context: context) {
                 case .lead: leads += 1

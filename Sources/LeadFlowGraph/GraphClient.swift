@@ -30,14 +30,38 @@ public struct GraphClientConfiguration: Sendable {
     }
 }
 
-/// One page of a form's leads as it arrived: parsed, and the raw body (secrets redacted)
-/// for the archive.
+/// One page of a form's leads as it arrived: parsed once (`GraphLeadPage`), and the raw
+/// body (secrets redacted) for the archive.
 public struct LeadPage: Sendable {
     public let formID: String
     /// 1-based, in the order the pages were read.
     public let number: Int
     public let leads: [GraphLead]
+    /// Elements of the page that are no lead Graph would send: each becomes a rejection.
+    public let malformed: [GraphLeadPage.Malformed]
     public let rawBody: Data
+
+    public init(formID: String, number: Int, leads: [GraphLead], malformed: [GraphLeadPage.Malformed] = [], rawBody: Data) {
+        self.formID = formID
+        self.number = number
+        self.leads = leads
+        self.malformed = malformed
+        self.rawBody = rawBody
+    }
+}
+
+/// A page of any Graph list: how to read it from its bytes, and its paging.
+protocol GraphListing {
+    static func read(_ body: Data) throws -> Self
+    var paging: GraphPaging? { get }
+}
+
+extension GraphList: GraphListing {
+    static func read(_ body: Data) throws -> GraphList { try GraphJSON.decode(GraphList.self, from: body) }
+}
+
+extension GraphLeadPage: GraphListing {
+    static func read(_ body: Data) throws -> GraphLeadPage { try GraphLeadPage.parse(Array(body)) }
 }
 
 /// What reading one form's window took.
@@ -90,10 +114,10 @@ public final class GraphClient: Sendable {
         var count = 0
         var summary = try await paginate(path: "\(formID)/leads",
                                          query: [("fields", GraphFields.leads), ("filtering", window.filtering)],
-                                         token: token, context: "leads of form \(formID)") { (page: GraphList<GraphLead>, raw: Data) in
+                                         token: token, context: "leads of form \(formID)") { (page: GraphLeadPage, raw: Data) in
             number += 1
-            count += page.data.count
-            try await onPage(LeadPage(formID: formID, number: number, leads: page.data, rawBody: raw))
+            count += page.leads.count + page.malformed.count
+            try await onPage(LeadPage(formID: formID, number: number, leads: page.leads, malformed: page.malformed, rawBody: raw))
         }
         summary.leads = count
         return summary
@@ -103,15 +127,17 @@ public final class GraphClient: Sendable {
     public func object<T: Decodable>(_ type: T.Type, path: String, query: [(name: String, value: String)] = [],
                                      token: AccessToken?, context: String) async throws -> T {
         var limit = 0
-        let (value, _, _) = try await fetch(T.self, path: path, query: query, token: token, context: context, limit: &limit)
+        let (value, _, _) = try await fetch(path: path, query: query, token: token, context: context, limit: &limit) {
+            try GraphJSON.decode(T.self, from: $0)
+        }
         return value
     }
 
     // MARK: - Paging
 
-    func paginate<Item: Decodable & Sendable>(
+    func paginate<Page: GraphListing>(
         path: String, query: [(name: String, value: String)], token: AccessToken, context: String,
-        onPage: (GraphList<Item>, Data) async throws -> Void
+        onPage: (Page, Data) async throws -> Void
     ) async throws -> LeadStreamSummary {
         var summary = LeadStreamSummary()
         var limit = configuration.pageSize
@@ -121,8 +147,8 @@ public final class GraphClient: Sendable {
             try Task.checkCancellation()
             var pageQuery = query
             if let after { pageQuery.append(("after", after)) }
-            let (page, raw, requests) = try await fetch(GraphList<Item>.self, path: path, query: pageQuery, token: token,
-                                                        context: context, limit: &limit)
+            let (page, raw, requests) = try await fetch(path: path, query: pageQuery, token: token, context: context,
+                                                        limit: &limit, read: Page.read)
             summary.requests += requests
             summary.pages += 1
             try await onPage(page, raw)
@@ -145,8 +171,8 @@ public final class GraphClient: Sendable {
     /// GETs `path` until it answers, retrying what can be retried. `limit` (0: none) is
     /// halved in place when Graph asks for less data. Returns the decoded body, the raw
     /// body with secrets redacted, and how many requests it took.
-    private func fetch<T: Decodable>(_ type: T.Type, path: String, query: [(name: String, value: String)],
-                                     token: AccessToken?, context: String, limit: inout Int) async throws -> (T, Data, Int) {
+    private func fetch<T>(path: String, query: [(name: String, value: String)], token: AccessToken?, context: String,
+                          limit: inout Int, read: (Data) throws -> T) async throws -> (T, Data, Int) {
         var failures = 0
         var requests = 0
         var waitedForRateLimit: Duration = .zero
@@ -177,7 +203,7 @@ public final class GraphClient: Sendable {
                 "http.status": "\(response.status)", "graph.usage": "\(usage.percent)"])
             if (200..<300).contains(response.status) {
                 do {
-                    let value = try GraphJSON.decode(T.self, from: response.body)
+                    let value = try read(response.body)
                     return (value, redactedBody(response.body), requests)
                 } catch {
                     failure = GraphError(kind: .malformed, httpStatus: response.status,

@@ -48,6 +48,8 @@ public final class GraphFake: @unchecked Sendable {
     /// Each lead's JSON members, built once: the fake must not be what a benchmark measures.
     private var leadMembers: [String: [String: String]] = [:]
     private var formPage: [String: String] = [:]
+    /// Leads served as given bytes instead of rendered (`serveRaw`).
+    private var rawLeads: [String: String] = [:]
     private var clock: Date
     private var log: [RequestRecord] = []
     private var faultMatches: [Int: Int] = [:]
@@ -111,6 +113,14 @@ public final class GraphFake: @unchecked Sendable {
             leadsByForm[formID] = (leadsByForm[formID] ?? []) + leads
             reindex(formID)
         }
+    }
+
+    /// Serves this JSON, verbatim, in place of the lead's own wherever a list of leads
+    /// holds it: a fault for the hostile-input tests (a lead missing a key, a value of the
+    /// wrong type), which Graph does not document but a client must survive. The lead keeps
+    /// its place in its form (its `created_time` decides the windows it falls in).
+    public func serveRaw(_ json: String, forLead leadID: String) {
+        lock.withLock { rawLeads[leadID] = json }
     }
 
     /// Replaces a lead (same id) with a new version, as an edit in Facebook would.
@@ -697,6 +707,7 @@ public final class GraphFake: @unchecked Sendable {
             _ = pageID
             return list(count: range.count, paging: paging) { slice in
                 leads[(range.lowerBound + slice.lowerBound)..<(range.lowerBound + slice.upperBound)].map { lead in
+                    if let raw = self.rawLeads[lead.id] { return raw }
                     let members = self.leadMembers(lead, formID: form.id)
                     return "{" + items.compactMap { item in members[item.name].map { "\(JSONText.quoted(item.name)):\($0)" } }
                         .joined(separator: ",") + "}"

@@ -31,22 +31,16 @@ public struct PostgresCopyWriter {
     public mutating func append(_ value: String?) {
         if fieldsInRow > 0 { buffer.append(UInt8(ascii: "\t")) }
         fieldsInRow += 1
-        guard var value else {
-            buffer.append(UInt8(ascii: "\\"))
-            buffer.append(UInt8(ascii: "N"))
-            return
-        }
-        value.withUTF8 { bytes in
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "\t"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "t"))
-                case UInt8(ascii: "\n"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "n"))
-                case UInt8(ascii: "\r"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "r"))
-                default: buffer.append(byte)
-                }
-            }
-        }
+        CopyText.appendField(value, to: &buffer)
+    }
+
+    /// Appends a row already in COPY text format (without its newline), then `suffix`
+    /// (more fields, tab first), and ends it: rows spooled in the load format go to the
+    /// server as they are.
+    public mutating func appendRaw(_ row: UnsafeRawBufferPointer, then suffix: [UInt8]) throws {
+        buffer.append(contentsOf: row)
+        buffer.append(contentsOf: suffix)
+        try endRow()
     }
 
     public mutating func append(_ value: some PostgresEncodable) {

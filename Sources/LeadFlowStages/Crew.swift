@@ -130,8 +130,7 @@ public struct Crew: Sendable {
     }
 
     static func takenOver(_ record: ConnectionRecord) -> RunStage.ConnectionSummary {
-        .init(label: record.label, job: "scheduled", state: .idle("the lease ended and another worker took it over"),
-              counts: LoadCounts(), pages: 0)
+        .init(label: record.label, job: .scheduled, state: .idle("the lease ended and another worker took it over"))
     }
 
     static func outcome(_ summary: RunStage.ConnectionSummary) -> String {

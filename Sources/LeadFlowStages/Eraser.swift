@@ -27,31 +27,34 @@ public struct Eraser {
         public var rawLeadsRemoved = 0
     }
 
-    public func erase(email: String?, leadID: String?, now: Date) throws -> Summary {
+    /// - Parameter instance: erase from this instance only (its rows and its connections'
+    ///   archives); nil: from every instance.
+    public func erase(email: String?, leadID: String?, instance: String? = nil, now: Date) throws -> Summary {
         var tombstones: [(kind: String, hash: String)] = []
         if let email { tombstones.append(("email", sealer.erasureHash(ErasureList.subject(email: email)))) }
         if let leadID { tombstones.append(("lead_id", sealer.erasureHash(ErasureList.subject(leadID: leadID)))) }
         try repository.lockErasures()
         defer { try? repository.unlockErasures() }
-        try repository.addTombstones(tombstones, at: now)
+        try repository.addTombstones(tombstones, instance: instance, at: now)
         // Runs that started before the tombstone finish (and publish) before the scan;
         // runs that start after it read it and leave the person out.
         try repository.waitForRunsInFlight()
         let person = ErasureList(hashes: Set(tombstones.map(\.hash)), hash: { [sealer] in sealer.erasureHash($0) })
 
         for path in try repository.supersededArchivePaths() { try archiver.remove(path) }
-        var ids = try repository.leadIDs(email: email.map(ErasureList.normalized), leadID: leadID)
+        var ids = try repository.leadIDs(email: email.map(ErasureList.normalized), leadID: leadID, instance: instance)
         var summary = Summary()
-        for archive in try repository.currentArchives() {
+        for archive in try repository.currentArchives(instance: instance) {
             let members = try archiver.members(of: archive.path)
             var rewritten: [(name: String, data: Data)] = []
             var removed = 0
             for member in members where member.name != "manifest.json" {
-                guard member.name.hasSuffix(".json"), let page = try? GraphJSON.decode(GraphList<GraphLead>.self, from: member.data) else {
+                guard member.name.hasSuffix(".json"), let page = try? GraphLeadPage.parse(Array(member.data)) else {
                     rewritten.append(member)
                     continue
                 }
-                let matches = Set(page.data.filter { ids.contains($0.id) || person.contains($0) }.map(\.id))
+                let matches = Set(page.leads.filter { ids.contains($0.id) || person.contains($0) }.map(\.id))
+                    .union(page.malformed.compactMap(\.leadID).filter(ids.contains))
                 ids.formUnion(matches)
                 let cleaned = try RawPage.removing(matches, from: member.data)
                 removed += cleaned.removed
@@ -77,7 +80,8 @@ public struct Eraser {
             summary.archivesRewritten += 1
             summary.rawLeadsRemoved += removed
         }
-        let deleted = try repository.deleteLeads(ids, tombstones: tombstones.map(\.hash), archivesRewritten: summary.archivesRewritten)
+        let deleted = try repository.deleteLeads(ids, instance: instance, tombstones: tombstones.map(\.hash),
+                                                 archivesRewritten: summary.archivesRewritten)
         summary.leadsDeleted = deleted.leads
         summary.rejectionsDeleted = deleted.rejections
         return summary

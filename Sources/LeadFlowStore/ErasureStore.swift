@@ -30,28 +30,27 @@ public struct ErasureStore: ErasureRepository {
         }
     }
 
-    public func addTombstones(_ tombstones: [(kind: String, hash: String)], at: Date) throws {
+    public func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) throws {
         for tombstone in tombstones {
             try db.query("""
-                INSERT INTO erasures (subject_kind, subject_hash, requested_at) VALUES ($1, $2, $3)
-                ON CONFLICT (subject_kind, subject_hash) DO NOTHING
-                """, [tombstone.kind, tombstone.hash, at], label: "add tombstone")
+                INSERT INTO erasures (subject_kind, subject_hash, instance, requested_at) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (subject_kind, subject_hash, coalesce(instance, '')) DO NOTHING
+                """, [tombstone.kind, tombstone.hash, instance, at], label: "add tombstone")
         }
     }
 
-    public func tombstoneHashes() throws -> Set<String> {
-        Set(try db.query("SELECT subject_hash FROM erasures", label: "tombstones").all.map { try $0.string(0)! })
-    }
-
-    public func leadIDs(email: String?, leadID: String?) throws -> Set<String> {
+    public func leadIDs(email: String?, leadID: String?, instance: String?) throws -> Set<String> {
         Set(try db.query("""
-            SELECT lead_id FROM leads WHERE email = $1 OR lead_id = $2
-            UNION SELECT lead_id FROM lead_rejections WHERE lead_id = $2
-            """, [email, leadID], label: "leads of the person").all.compactMap { try $0.string(0) })
+            SELECT lead_id FROM leads WHERE (email = $1 OR lead_id = $2) AND ($3::text IS NULL OR instance = $3)
+            UNION SELECT lead_id FROM lead_rejections WHERE lead_id = $2 AND ($3::text IS NULL OR instance = $3)
+            """, [email, leadID, instance], label: "leads of the person").all.compactMap { try $0.string(0) })
     }
 
-    public func currentArchives() throws -> [(id: Int64, path: String)] {
-        try db.query("SELECT id, path FROM archives WHERE superseded_by IS NULL ORDER BY id", label: "current archives").all.map {
+    public func currentArchives(instance: String?) throws -> [(id: Int64, path: String)] {
+        try db.query("""
+            SELECT a.id, a.path FROM archives a JOIN connections c ON c.id = a.connection_id
+            WHERE a.superseded_by IS NULL AND ($1::text IS NULL OR c.instance = $1) ORDER BY a.id
+            """, [instance], label: "current archives").all.map {
             (Int64(try $0.int(0)!), try $0.string(1)!)
         }
     }
@@ -75,13 +74,16 @@ public struct ErasureStore: ErasureRepository {
         }
     }
 
-    public func deleteLeads(_ ids: Set<String>, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int) {
+    public func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int) {
         try db.transaction { db in
             let array = Array(ids)
-            let leads = try db.query("WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) RETURNING 1) SELECT count(*) FROM d",
-                                     [array], label: "delete leads")[0].int(0) ?? 0
-            let rejections = try db.query("WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) RETURNING 1) SELECT count(*) FROM d",
-                                          [array], label: "delete rejections")[0].int(0) ?? 0
+            let leads = try db.query("""
+                WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1) SELECT count(*) FROM d
+                """, [array, instance], label: "delete leads")[0].int(0) ?? 0
+            let rejections = try db.query("""
+                WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1)
+                SELECT count(*) FROM d
+                """, [array, instance], label: "delete rejections")[0].int(0) ?? 0
             try db.query("""
                 UPDATE erasures SET leads_deleted = leads_deleted + $2, archives_rewritten = archives_rewritten + $3
                 WHERE subject_hash = ANY($1)

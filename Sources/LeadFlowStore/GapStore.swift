@@ -34,7 +34,7 @@ public struct GapStore {
                 SELECT (SELECT count(*) FROM leads WHERE connection_id = $1),
                        (SELECT count(DISTINCT r.lead_id) FROM lead_rejections r
                         WHERE r.connection_id = $1 AND r.lead_id IS NOT NULL
-                          AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.lead_id = r.lead_id)),
+                          AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.instance = r.instance AND l.lead_id = r.lead_id)),
                        (SELECT sum(s.leads_count - s.expired_leads_count) FROM forms f
                         JOIN LATERAL (SELECT leads_count, expired_leads_count FROM form_snapshots s
                                       WHERE s.connection_id = f.connection_id AND s.form_id = f.form_id

@@ -34,16 +34,16 @@ public struct LeadStore: LeadRepository {
     /// Advisory lock space for connections (the other key is the connection id).
     static let connectionLockSpace: Int32 = 0x4C46
 
-    public func startRun(kind: String, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64 {
+    public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64 {
         Int64(try db.query("""
             INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-            """, [kind, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
+            """, [kind.rawValue, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
     }
 
-    public func finishRun(_ runID: Int64, status: String, counters: [String: Int], at: Date) throws {
+    public func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) throws {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
         try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
-                     [runID, status, json, at], label: "finish run")
+                     [runID, status.rawValue, json, at], label: "finish run")
     }
 
     public func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)] {
@@ -68,10 +68,13 @@ public struct LeadStore: LeadRepository {
         try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)], label: "unlock connection")
     }
 
-    public func watermark(connectionID: Int64, formID: String) throws -> Date? {
-        let rows = try db.query("SELECT high_water FROM watermarks WHERE connection_id = $1 AND form_id = $2",
-                                [connectionID, formID], label: "read watermark")
-        return rows.count == 1 ? try rows[0].date(0) : nil
+    public func watermarks(connectionID: Int64) throws -> [String: Date] {
+        var marks: [String: Date] = [:]
+        for row in try db.query("SELECT form_id, high_water FROM watermarks WHERE connection_id = $1", [connectionID],
+                                label: "read watermarks").all {
+            marks[try row.string(0)!] = try row.date(1)
+        }
+        return marks
     }
 
     public func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws {
@@ -106,129 +109,155 @@ public struct LeadStore: LeadRepository {
             label: "save archive")[0].int(0)!)
     }
 
-    static let stagedColumns = ["lead_id", "instance", "connection_id", "page_id", "form_id", "form_name", "source_id", "ad_id",
-                                "adset_id", "campaign_id", "is_organic", "platform", "created_at", "email", "first_name", "last_name",
-                                "company", "job_title", "phone", "country", "state", "city", "postal_code", "consents", "answers",
-                                "raw_sha256"]
-
     /// Above this many leads of the window already in the table, the window goes through
     /// staging at once (the set of their ids would cost memory, and most would be rewritten
     /// through staging anyway).
     static let directLoadLimit = 200_000
 
-    public func loadWindow(runID: Int64, connectionID: Int64, formID: String, window: LeadWindow, archiveID: Int64, commit: WindowCommit,
-                           claim: WorkClaim?, at: Date,
-                           leads produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
+    public func loadWindow(_ batch: WindowBatch) throws -> LoadCounts {
         try prepareStaging()
         do {
-            return try db.transaction { db in
-                try loadWindow(db, direct: true, runID: runID, connectionID: connectionID, formID: formID, window: window,
-                               archiveID: archiveID, commit: commit, claim: claim, at: at, produce: produce)
-            }
+            return try db.transaction { db in try loadWindow(db, batch, direct: true) }
         } catch let error as PostgresError where error.sqlState == "23505" {
             // A new lead of this window was in the table after all (under another form, or
             // twice in the window): the whole window again, through staging.
-            return try db.transaction { db in
-                try loadWindow(db, direct: false, runID: runID, connectionID: connectionID, formID: formID, window: window,
-                               archiveID: archiveID, commit: commit, claim: claim, at: at, produce: produce)
-            }
+            return try db.transaction { db in try loadWindow(db, batch, direct: false) }
         }
     }
 
-    /// One window in one transaction. Leads the table does not hold yet are copied straight
-    /// into `leads` (as fast as `COPY` goes); leads it may hold (those of the window already
-    /// loaded, the overlap's re-reads) go through the staging table and an upsert that
-    /// rewrites a row only when something changed. With `direct` false, every lead is staged.
-    private func loadWindow(_ db: PostgresConnection, direct: Bool, runID: Int64, connectionID: Int64, formID: String, window: LeadWindow,
-                            archiveID: Int64, commit: WindowCommit, claim: WorkClaim?, at: Date,
-                            produce: (_ emit: (IntegrateLead, String) throws -> Void, _ reject: (LeadRejection, String) -> Void) throws -> Void) throws -> LoadCounts {
-        if let claim { try WorkQueueStore.checkFence(claim, in: db) }
+    /// One window in one transaction. Rows the table does not hold yet are copied straight
+    /// into `leads` (as fast as `COPY` goes); rows it may hold (leads of the window loaded
+    /// before: the overlap's re-reads) go through the staging table and an upsert that
+    /// rewrites a row only when something changed. With `direct` false, every row is staged.
+    private func loadWindow(_ db: PostgresConnection, _ batch: WindowBatch, direct: Bool) throws -> LoadCounts {
+        if let claim = batch.claim { try WorkQueueStore.checkFence(claim, in: db) }
         var counts = LoadCounts()
-        var rejections: [(LeadRejection, String)] = []
-        // Leads of this connection and form created around the window: the ones a re-read
-        // may bring again. A day either side covers Graph's rounding of its time filter.
-        var known: Set<String>? = nil
-        if direct {
-            let rows = try db.query("""
-                SELECT lead_id FROM leads WHERE form_id = $1 AND connection_id = $2 AND created_at >= $3 AND created_at < $4 LIMIT $5
-                """, [formID, connectionID, window.from.map { $0.addingTimeInterval(-86_400) } ?? Date(timeIntervalSince1970: 0),
-                      window.to.addingTimeInterval(86_400), Self.directLoadLimit + 1], label: "leads of the window already loaded")
-            if rows.count <= Self.directLoadLimit { known = Set(try rows.all.map { try $0.string(0)! }) }
-        }
-        let columns = Self.stagedColumns.joined(separator: ", ")
-        var sawKnown = false
-        if let known {
-            counts.inserted = try db.copyIn("COPY leads (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at) FROM STDIN",
-                                            label: "copy new leads") { writer in
-                try produce({ lead, rawSHA in
-                    guard !known.contains(lead.leadID) else { sawKnown = true; return }
-                    Self.write(lead, rawSHA: rawSHA, to: &writer)
-                    writer.append(String(archiveID))
-                    writer.append(String(runID))
-                    writer.append(String(runID))
-                    writer.append(at)
-                    writer.append(at)
-                    try writer.endRow()
-                }, { rejection, rawSHA in rejections.append((rejection, rawSHA)) })
+        if let rows = batch.rows, batch.rowCount > 0 {
+            // Leads of this instance and form created around the window: the ones a re-read
+            // may bring again. A day either side covers Graph's rounding of its time filter.
+            var known: Set<String>? = nil
+            if direct {
+                let found = try db.query("""
+                    SELECT lead_id FROM leads WHERE instance = $1 AND form_id = $2 AND created_at >= $3 AND created_at < $4 LIMIT $5
+                    """, [batch.instance, batch.formID,
+                          batch.window.from.map { $0.addingTimeInterval(-86_400) } ?? Date(timeIntervalSince1970: 0),
+                          batch.window.to.addingTimeInterval(86_400), Self.directLoadLimit + 1],
+                    label: "leads of the window already loaded")
+                if found.count <= Self.directLoadLimit { known = Set(try found.all.map { try $0.string(0)! }) }
+            }
+            let stamp = Array(("\t\(batch.archiveID)\t\(batch.runID)\t\(batch.runID)\t\(UTCTime.iso8601(batch.at))\t\(UTCTime.iso8601(batch.at))").utf8)
+            let columns = LeadRow.names.joined(separator: ", ")
+            var sawKnown = false
+            if let known {
+                counts.inserted = try db.copyIn("COPY leads (\(columns), \(LeadRow.stampedColumns.joined(separator: ", "))) FROM STDIN",
+                                                label: "copy new leads") { writer in
+                    try Self.eachRow(of: rows) { row in
+                        if !known.isEmpty, known.contains(Self.leadID(of: row)) {
+                            sawKnown = true
+                            return
+                        }
+                        try writer.appendRaw(row, then: stamp)
+                    }
+                }
+            }
+            if known == nil || sawKnown {
+                // Second pass (or the only one): the rows that may already be there, staged.
+                try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads to stage") { writer in
+                    try Self.eachRow(of: rows) { row in
+                        if let known, !known.contains(Self.leadID(of: row)) { return }
+                        try writer.appendRaw(row, then: [])
+                    }
+                }
+                let distinct = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
+                let upserted = try upsertStaged(db, archiveID: batch.archiveID, runID: batch.runID, at: batch.at)
+                counts.inserted += upserted.inserted
+                counts.updated = upserted.updated
+                counts.unchanged = distinct - upserted.inserted - upserted.updated
             }
         }
-        if known == nil || sawKnown {
-            // Second pass (or the only one): the leads that may already be there, staged.
-            try db.copyIn("COPY lead_stage (\(columns)) FROM STDIN", label: "copy leads") { writer in
-                try produce({ lead, rawSHA in
-                    if let known, !known.contains(lead.leadID) { return }
-                    Self.write(lead, rawSHA: rawSHA, to: &writer)
-                    try writer.endRow()
-                }, { rejection, rawSHA in if known == nil { rejections.append((rejection, rawSHA)) } })
+        if !batch.rejections.isEmpty {
+            try db.copyIn("""
+                COPY lead_rejections (run_id, connection_id, instance, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at) FROM STDIN
+                """, label: "copy rejections") { writer in
+                for spooled in batch.rejections {
+                    let rejection = spooled.rejection
+                    try writer.appendRow([String(batch.runID), String(batch.connectionID), batch.instance, batch.formID, rejection.leadID,
+                                          rejection.createdAt.map(UTCTime.iso8601), rejection.reasons.postgresText, spooled.rawSHA256,
+                                          String(batch.archiveID), UTCTime.iso8601(batch.at)])
+                }
             }
-            let distinct = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
-            let upserted = try upsertStaged(db, archiveID: archiveID, runID: runID, at: at)
-            counts.inserted += upserted.inserted
-            counts.updated = upserted.updated
-            counts.unchanged = distinct - upserted.inserted - upserted.updated
         }
-        for (rejection, rawSHA) in rejections {
-            try db.query("""
-                INSERT INTO lead_rejections (run_id, connection_id, form_id, lead_id, created_at, reasons, raw_sha256, archive_id, rejected_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                """, [runID, connectionID, formID, rejection.leadID, rejection.createdAt, rejection.reasons, rawSHA, archiveID, at],
-                label: "record rejection")
-        }
-        counts.rejected = rejections.count
-        switch commit {
-        case .watermark(let newWatermark):
-            guard let newWatermark = newWatermark() else { break }
+        counts.rejected = batch.rejections.count
+        switch batch.commit {
+        case .watermark(let newest):
+            guard let newest else { break }
             // Forward only, and in the same transaction as the rows it covers.
             try db.query("""
                 INSERT INTO watermarks (connection_id, form_id, high_water, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
                 ON CONFLICT (connection_id, form_id) DO UPDATE
                     SET high_water = greatest(watermarks.high_water, EXCLUDED.high_water), run_id = EXCLUDED.run_id,
                         updated_at = EXCLUDED.updated_at
-                """, [connectionID, formID, newWatermark, runID, at], label: "move watermark")
+                """, [batch.connectionID, batch.formID, newest, batch.runID, batch.at], label: "move watermark")
         case .backfill(let voidPeriodID, let window):
             try db.query("""
                 INSERT INTO backfill_windows (void_period_id, connection_id, form_id, window_from, window_to, run_id, committed_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (void_period_id, form_id) DO UPDATE SET run_id = EXCLUDED.run_id, committed_at = EXCLUDED.committed_at
-                """, [voidPeriodID, connectionID, formID, window.from, window.to, runID, at], label: "record backfill window")
+                """, [voidPeriodID, batch.connectionID, batch.formID, window.from, window.to, batch.runID, batch.at],
+                label: "record backfill window")
         case .leadsOnly:
             break
         }
         return counts
     }
 
+    /// Calls `body` with each row of a spooled rows file (its newline left out), reading the
+    /// file in chunks: the window is never in memory whole.
+    static func eachRow(of file: URL, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        var carry: [UInt8] = []
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            carry.append(contentsOf: chunk)
+            let consumed = try carry.withUnsafeBytes { bytes -> Int in
+                var start = 0
+                while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    try body(UnsafeRawBufferPointer(rebasing: bytes[start..<newline]))
+                    start = newline + 1
+                }
+                return start
+            }
+            carry.removeFirst(consumed)
+        }
+        guard carry.isEmpty else { throw SpoolError(file: file.lastPathComponent) }
+    }
+
+    /// A spooled rows file that does not end with a whole row: a run cut short while writing it.
+    struct SpoolError: LeadFlowError {
+        let file: String
+        var code: String { "store.spool_truncated" }
+        var disposition: Disposition { .fatal }
+        var description: String { "\(code): the spooled rows \(file) end in the middle of a row" }
+    }
+
+    /// A row's lead id: its first field (digits, never escaped).
+    static func leadID(of row: UnsafeRawBufferPointer) -> String {
+        String(decoding: CopyText.firstField(of: row), as: UTF8.self)
+    }
+
     /// Rows of the staging table into `leads`: inserted, or rewritten when something changed.
     private func upsertStaged(_ db: PostgresConnection, archiveID: Int64, runID: Int64, at: Date) throws -> (inserted: Int, updated: Int) {
-        let columns = Self.stagedColumns.joined(separator: ", ")
-        let assignments = Self.stagedColumns.filter { $0 != "lead_id" }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
-        let compared = Self.stagedColumns.filter { $0 != "lead_id" }
+        let columns = LeadRow.names.joined(separator: ", ")
+        let keys: Set<String> = ["instance", "lead_id"]
+        let assignments = LeadRow.names.filter { !keys.contains($0) }.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let compared = LeadRow.names.filter { !keys.contains($0) }
         let result = try db.query("""
             WITH upserted AS (
                 INSERT INTO leads AS l (\(columns), archive_id, first_run_id, last_run_id, loaded_at, updated_at)
-                SELECT DISTINCT ON (s.lead_id) \(Self.stagedColumns.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
+                SELECT DISTINCT ON (s.instance, s.lead_id) \(LeadRow.names.map { "s.\($0)" }.joined(separator: ", ")), $1, $2, $2, $3, $3
                 FROM lead_stage s
-                ORDER BY s.lead_id
-                ON CONFLICT (lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
+                ORDER BY s.instance, s.lead_id
+                ON CONFLICT (instance, lead_id) DO UPDATE SET \(assignments), archive_id = EXCLUDED.archive_id,
                     last_run_id = EXCLUDED.last_run_id, updated_at = EXCLUDED.updated_at
                 WHERE (\(compared.map { "l.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM (\(compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ")))
                 RETURNING (xmax = 0) AS inserted
@@ -238,8 +267,9 @@ public struct LeadStore: LeadRepository {
         return (try result.int(0) ?? 0, try result.int(1) ?? 0)
     }
 
-    public func erasureHashes() throws -> Set<String> {
-        Set(try db.query("SELECT subject_hash FROM erasures", label: "erasure tombstones").all.map { try $0.string(0)! })
+    public func erasureHashes(instance: String) throws -> Set<String> {
+        Set(try db.query("SELECT subject_hash FROM erasures WHERE instance IS NULL OR instance = $1", [instance],
+                         label: "erasure tombstones").all.map { try $0.string(0)! })
     }
 
     public func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod] {
@@ -260,32 +290,4 @@ public struct LeadStore: LeadRepository {
             """, [voidPeriodID, runID, at], label: "mark backfilled")
     }
 
-    private static func write(_ lead: IntegrateLead, rawSHA: String, to writer: inout PostgresCopyWriter) {
-        writer.append(lead.leadID)
-        writer.append(lead.instance)
-        writer.append(String(lead.connectionID))
-        writer.append(lead.pageID)
-        writer.append(lead.formID)
-        writer.append(lead.formName)
-        writer.append(lead.sourceID)
-        writer.append(lead.adID)
-        writer.append(lead.adsetID)
-        writer.append(lead.campaignID)
-        writer.append(lead.isOrganic)
-        writer.append(lead.platform)
-        writer.append(lead.createdAt)
-        writer.append(lead.email)
-        writer.append(lead.firstName)
-        writer.append(lead.lastName)
-        writer.append(lead.company)
-        writer.append(lead.jobTitle)
-        writer.append(lead.phone)
-        writer.append(lead.country)
-        writer.append(lead.state)
-        writer.append(lead.city)
-        writer.append(lead.postalCode)
-        writer.append(JSONText.object(lead.consents))
-        writer.append(JSONText.object(lead.answers))
-        writer.append(rawSHA)
-    }
 }

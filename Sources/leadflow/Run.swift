@@ -91,7 +91,7 @@ func printSummary(_ summary: RunStage.Summary) {
             case .idle(let reason): state = reason
             }
             let c = connection.counts
-            return [connection.label, connection.job, state, String(connection.pages), String(c.inserted), String(c.updated),
+            return [connection.label, connection.job.description, state, String(connection.pages), String(c.inserted), String(c.updated),
                     String(c.unchanged), String(c.rejected)]
         }))
     let t = summary.timings

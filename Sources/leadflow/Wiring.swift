@@ -62,7 +62,8 @@ struct Wiring {
     /// session of its own, sharing one Graph client (one curl multi handle) and the app's
     /// usage through Postgres.
     func runStage(workers: WorkerSettings? = nil) throws -> RunStage {
-        let archiver = TarArchiver(home: environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
+        let archiver = TarArchiver(home: environment.home, folder: pipeline.archive.folder,
+                                   compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
         let board = try workers.map {
             try PostgresUsageBoard(conninfo: conninfo, appID: environment.appID ?? "unknown-app", workerID: $0.workerID)
         }

@@ -183,10 +183,11 @@ import Testing
     /// rerun archives, verifies and loads everything.
     @Test func anArchiveThatCannotBeWrittenCommitsNothingAndARerunHeals() throws {
         try connectBoth()
-        // Pages (about 60 kB each) fit under the limit (100 kB); a connection's uncompressed
-        // archive (its pages together, over 100 kB) does not. SIGXFSZ is ignored so the
-        // write fails with an error instead of killing the process.
-        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 100; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
+        // The spool fits under the limit (1,000 kB: raw pages of about 60 kB, a form's ready
+        // rows of about 450 kB); a connection's uncompressed archive (its pages together,
+        // about 1.8 MB) does not. SIGXFSZ is ignored so the write fails with an error
+        // instead of killing the process.
+        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 1000; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
                                                    Repository.fixture("pipelines/uncompressed-archives.yml").path], environment: environment)
         #expect(limited.status == 1, "\(limited.stderr)")
         #expect(limited.stderr.contains("leadflow: archive"), "\(limited.stderr)")

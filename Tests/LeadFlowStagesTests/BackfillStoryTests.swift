@@ -108,7 +108,7 @@ import Testing
 
         let healing = try await run(world, day: 100.5)
         let backfillRun = try #require(healing.backfillRunID)
-        #expect(healing.connections.map(\.job) == ["backfill of void period 1", "scheduled"])
+        #expect(healing.connections.map(\.job.description) == ["backfill of void period 1", "scheduled"])
         // The backfill loaded exactly the leads of the period widened by the overlap.
         let byBackfill = try loadedLeads(world, where: "first_run_id = $1", [backfillRun])
         #expect(byBackfill == fakeLeads(world, from: Self.day(90).addingTimeInterval(-Self.overlap), to: Self.day(100).addingTimeInterval(Self.overlap)))
@@ -231,7 +231,7 @@ import Testing
         try world.db.query("DELETE FROM leads WHERE created_at >= $1 AND created_at < $2", [Self.day(3), Self.day(4)])
         let window = LeadWindow(from: Self.day(3), to: Self.day(4))
         let summary = try await world.stage.backfill(labels: ["acme-main"], window: window, now: Self.day(10.5))
-        #expect(summary.connections.map(\.job) == ["backfill window"])
+        #expect(summary.connections.map(\.job.description) == ["backfill window"])
         #expect(summary.connections.first?.counts.inserted == fakeLeads(world, from: Self.day(3), to: Self.day(4)).count)
         #expect(try loadedLeads(world) == fakeLeads(world, from: .distantPast, to: Self.day(10)))
         // Nothing awaits a backfill: the connection is idle, not failed.

@@ -36,22 +36,32 @@ import Testing
             """.utf8))
     }
 
-    /// Loads `raws` as one window of form `form`.
-    func load(_ raws: [GraphLead], form: String = "2001") throws -> LoadCounts {
-        let context = LeadContext(instance: "acme", connectionID: 1, pageID: "1001", formID: form, formName: "Webinar")
-        return try store.loadWindow(runID: 1, connectionID: 1, formID: form, window: Self.window, archiveID: 1, commit: .leadsOnly,
-                                    claim: nil, at: Date()) { emit, reject in
-            for raw in raws {
-                switch transformer.transform(raw, context: context) {
-                case .lead(let lead): try emit(lead, String(repeating: "c", count: 64))
-                case .rejected(let rejection): reject(rejection, String(repeating: "d", count: 64))
-                }
+    /// Loads `raws` as one window of form `form`, the way a run does: transformed and
+    /// hashed first, spooled in the load's format, then the batch loaded.
+    func load(_ raws: [GraphLead], form: String = "2001", instance: String = "acme") throws -> LoadCounts {
+        let context = LeadContext(instance: instance, connectionID: 1, pageID: "1001", formID: form, formName: "Webinar")
+        var bytes: [UInt8] = []
+        var count = 0
+        var rejections: [SpooledRejection] = []
+        for raw in raws {
+            switch transformer.transform(raw, context: context) {
+            case .lead(let lead):
+                LeadRow.append(lead, rawSHA256: String(repeating: "c", count: 64), to: &bytes)
+                count += 1
+            case .rejected(let rejection):
+                rejections.append(SpooledRejection(rejection, rawSHA256: String(repeating: "d", count: 64)))
             }
         }
+        let file = try Repository.temporaryFolder("rows").appendingPathComponent("rows.copy")
+        try Data(bytes).write(to: file)
+        return try store.loadWindow(WindowBatch(runID: 1, connectionID: 1, instance: instance, formID: form, window: Self.window,
+                                                archiveID: 1, commit: .leadsOnly, claim: nil, at: Date(), rows: file, rowCount: count,
+                                                rejections: rejections))
     }
 
-    func rows() throws -> [String: String] {
-        Dictionary(uniqueKeysWithValues: try db.query("SELECT lead_id, email FROM leads").all.map { (try $0.string(0)!, try $0.string(1) ?? "") })
+    func rows(_ instance: String = "acme") throws -> [String: String] {
+        Dictionary(uniqueKeysWithValues: try db.query("SELECT lead_id, email FROM leads WHERE instance = $1", [instance]).all
+            .map { (try $0.string(0)!, try $0.string(1) ?? "") })
     }
 
     @Test func newKnownChangedAndRepeatedLeadsEachEndAsOneRow() throws {
@@ -87,5 +97,38 @@ import Testing
         #expect(counts.rejected == 1)
         #expect(try db.query("SELECT count(*) FROM lead_rejections")[0].int(0) == 1)
         #expect(try rows().keys.sorted() == ["20", "22"])
+    }
+}
+
+extension LoadWindowTests {
+    @Test func oneLeadIdInTwoInstancesIsTwoRowsAndNeitherMoves() throws {
+        _ = try load([lead("30"), lead("31")], instance: "alpha")
+        _ = try load([lead("30", email: "beta@example.com"), lead("31")], instance: "beta")
+        _ = try load([lead("30"), lead("31")], instance: "alpha")
+        #expect(try rows("alpha") == ["30": "ann@example.com", "31": "ann@example.com"])
+        #expect(try rows("beta") == ["30": "beta@example.com", "31": "ann@example.com"])
+        #expect(try db.query("SELECT count(*) FROM leads")[0].int(0) == 4)
+    }
+
+    @Test func spooledRowsWithEveryHostileCharacterLoadUnchanged() throws {
+        let long = String(repeating: "long answer ", count: 6_000)  // ~70 kB
+        let text = "tab\there \\ back\\slash \"quote\" שלום 👩🏽‍💻 line\nbreak"
+        let raw = try JSONDecoder().decode(GraphLead.self, from: Data("""
+            {"id":"40","created_time":"2026-11-01T10:00:00+0000","field_data":[
+              {"name":"email","values":["nul@example.com"]},
+              {"name":"company_name","values":["Acme\\u0000 Inc"]},
+              {"name":"Your story","values":[\(JSONText.quoted(text))]},
+              {"name":"Essay","values":[\(JSONText.quoted(long))]},
+              {"name":"Colours","values":["red"]}, {"name":"Colours","values":["blue"]},
+              {"name":"Nothing","values":[]}]}
+            """.utf8))
+        let counts = try load([raw])
+        #expect(counts.inserted == 1)
+        let row = try db.query("SELECT company, answers->'Your story'->>0, answers->'Essay'->>0, answers->'Colours', answers->'Nothing' FROM leads WHERE lead_id = '40'")[0]
+        #expect(try row.string(0) == "Acme Inc", "U+0000 removed, the rest kept")
+        #expect(try row.string(1) == text)
+        #expect(try row.string(2) == long)
+        #expect(try row.string(3) == #"["red", "blue"]"#, "a field answered twice keeps both values")
+        #expect(try row.string(4) == "null", "an empty answer list is null")
     }
 }

@@ -104,7 +104,7 @@ import Testing
             ("reminder: due after expiry",
              "INSERT INTO reminders (connection_id, kind, cycle_started_at, due_at, expires_at, created_at) VALUES (1, 'reauthentication_due', '2026-10-01Z', '2027-01-01Z', '2026-12-30Z', now())"),
             ("rejection: no reason",
-             "INSERT INTO lead_rejections (run_id, connection_id, form_id, reasons, raw_sha256, rejected_at) VALUES (1, 1, '2001', '{}', repeat('d', 64), now())"),
+             "INSERT INTO lead_rejections (run_id, connection_id, instance, form_id, reasons, raw_sha256, rejected_at) VALUES (1, 1, 'acme', '2001', '{}', repeat('d', 64), now())"),
         ]
         for (what, sql) in cases {
             let error = #expect(throws: PostgresError.self, "\(what)") { try db.execute(raw: RawSQL(label: what, sql)) }

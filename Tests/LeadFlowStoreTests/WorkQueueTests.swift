@@ -95,6 +95,12 @@ import Testing
         #expect(try a.query("SELECT closed_at IS NOT NULL FROM work_rounds WHERE id = $1", [round.id])[0].bool(0) == true)
     }
 
+    /// A window with nothing in it, loaded under `claim`.
+    static func emptyWindow(_ claim: WorkClaim) -> WindowBatch {
+        WindowBatch(runID: 1, connectionID: claim.connectionID, instance: "acme", formID: "2001", window: LeadWindow(from: nil, to: Date()),
+                    archiveID: 1, commit: .leadsOnly, claim: claim, at: Date(), rows: nil, rowCount: 0, rejections: [])
+    }
+
     @Test func aLapsedLeaseGoesToAnotherWorkerAndTheFirstCannotCommit() throws {
         let queueA = WorkQueueStore(a), queueB = WorkQueueStore(b)
         let round = try queueA.joinRound(kind: "scheduled", workerID: "a")
@@ -115,12 +121,10 @@ import Testing
         // a's window now: refused before anything is written; b's commits.
         let leads = LeadStore(a)
         #expect(throws: LeaseLost.self) {
-            _ = try leads.loadWindow(runID: 1, connectionID: first.connectionID, formID: "2001", window: LeadWindow(from: nil, to: Date()), archiveID: 1,
-                                     commit: .leadsOnly, claim: first, at: Date()) { _, _ in }
+            _ = try leads.loadWindow(Self.emptyWindow(first))
         }
         #expect(try queueA.complete(first, outcome: "loaded") == false)
-        _ = try LeadStore(b).loadWindow(runID: 1, connectionID: takeover.connectionID, formID: "2001", window: LeadWindow(from: nil, to: Date()), archiveID: 1,
-                                        commit: .leadsOnly, claim: takeover, at: Date()) { _, _ in }
+        _ = try LeadStore(b).loadWindow(Self.emptyWindow(takeover))
         #expect(try queueB.complete(takeover, outcome: "loaded"))
         let row = try a.query("SELECT worker_id, claims, state FROM work_items WHERE round_id = $1 AND connection_id = $2",
                               [round.id, first.connectionID])[0]
