@@ -95,7 +95,8 @@ let package = Package(
 
         // Benchmarks (release builds, run by scripts/bench-*.sh).
         .executableTarget(name: "LeadFlowBench",
-                          dependencies: ["LeadFlowPostgres", "LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowCore", "LeadFlowTestSupport"],
+                          dependencies: ["LeadFlowPostgres", "LeadFlowStore", "LeadFlowGraph", "LeadFlowStages", "LeadFlowHTTP", "LeadFlowCore",
+                                         "LeadFlowTestSupport"],
                           swiftSettings: strict),
 
         .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),

@@ -28,11 +28,27 @@ public struct TarArchiver: RawArchiver {
         return "\(folder)/\(subject.instance)/\(subject.pageID)/run-\(subject.runID)\(pass).\(compression.fileExtension)"
     }
 
-    public func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) throws -> ArchivedRun {
-        try archive(members: members, manifest: manifest, relativePath: relativePath(for: subject))
+    public func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) async throws -> ArchivedRun {
+        try await archive(members: members, manifest: manifest, relativePath: relativePath(for: subject))
     }
 
-    public func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {
+    /// libarchive's compression, the fsync and the read-back run on a thread of their own,
+    /// never on the cooperative pool.
+    public func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) async throws -> ArchivedRun {
+        try await OffPool.run { try writeArchive(members: members, manifest: manifest, relativePath: relativePath) }
+    }
+
+    public func members(of relativePath: String) async throws -> [(name: String, data: Data)] {
+        try await OffPool.run { try readMembers(of: relativePath) }
+    }
+
+    public func remove(_ relativePath: String) async throws {
+        let url = home.appendingPathComponent(relativePath)
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        try FileManager.default.removeItem(at: url)
+    }
+
+    private func writeArchive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {
         let url = home.appendingPathComponent(relativePath)
         let writer = try ArchiveWriter(publishingTo: url, compression: compression)
         for member in members { try writer.addFile(named: member.name, contentsOf: member.file) }
@@ -44,7 +60,7 @@ public struct TarArchiver: RawArchiver {
                            members: verified)
     }
 
-    public func members(of relativePath: String) throws -> [(name: String, data: Data)] {
+    private func readMembers(of relativePath: String) throws -> [(name: String, data: Data)] {
         let reader = try ArchiveReader(url: home.appendingPathComponent(relativePath))
         var members: [(name: String, data: Data)] = []
         while let entry = try reader.nextEntry() {
@@ -54,11 +70,6 @@ public struct TarArchiver: RawArchiver {
         return members
     }
 
-    public func remove(_ relativePath: String) throws {
-        let url = home.appendingPathComponent(relativePath)
-        guard FileManager.default.fileExists(atPath: url.path) else { return }
-        try FileManager.default.removeItem(at: url)
-    }
 }
 
 /// Checks an archive end to end: every member readable, and every hash the manifest

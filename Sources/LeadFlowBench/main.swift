@@ -2,6 +2,8 @@
 //   LeadFlowBench copy [rows] [rounds]         (needs DATABASE_URL)
 //   LeadFlowBench extract [leads] [--quick]
 //   LeadFlowBench scenario [leads] [pages]      (the Graph fake's scenario, JSON on stdout)
+//   LeadFlowBench scenario-one-user [leads] [pages]  (the same, one user token reaching every Page)
+//   LeadFlowBench load [leads]                  (the load stage alone; needs DATABASE_URL, a fresh database)
 import Foundation
 import LeadFlowCore
 
@@ -15,6 +17,14 @@ case "scenario":
     let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
     let pages = arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10
     FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-", pages: pages)))
+case "scenario-one-user":
+    let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
+    let pages = arguments.count > 2 ? Int(arguments[2]) ?? 1_000 : 1_000
+    var scenario = benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-", pages: pages)
+    scenario.tokens = [.user("EAAB-bench-user", pages: scenario.pages.map(\.id), issuedAt: "2026-12-01T00:00:00Z")]
+    FileHandle.standardOutput.write(try JSONEncoder().encode(scenario))
+case "load":
+    try await runLoadBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "transform":
     try runTransformBenchmark(leads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "extract":

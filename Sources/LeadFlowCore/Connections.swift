@@ -23,6 +23,8 @@ public struct ConnectionRecord: Sendable, Equatable {
     public let facebookExpiresAt: Date?
     public let facebookDataAccessExpiresAt: Date?
     public let openVoidPeriod: VoidPeriod?
+    /// The last time Graph said the token and its permissions were fine.
+    public let verifiedAt: Date?
 
     /// What binds a sealed token to this connection (associated data of AES-GCM).
     public var sealContext: String { Self.sealContext(instance: instance, pageID: pageID) }
@@ -36,7 +38,7 @@ public struct ConnectionRecord: Sendable, Equatable {
     public init(id: Int64, instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String,
                 authenticatorName: String? = nil, tokenCiphertext: Data, tokenKeyID: String, tokenType: String, scopes: [String],
                 authenticatedAt: Date, userTokenExpiresAt: Date? = nil, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?,
-                openVoidPeriod: VoidPeriod?) {
+                openVoidPeriod: VoidPeriod?, verifiedAt: Date? = nil) {
         self.id = id
         self.instance = instance
         self.pageID = pageID
@@ -53,6 +55,7 @@ public struct ConnectionRecord: Sendable, Equatable {
         self.facebookExpiresAt = facebookExpiresAt
         self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
         self.openVoidPeriod = openVoidPeriod
+        self.verifiedAt = verifiedAt
     }
 }
 
@@ -164,20 +167,20 @@ public struct Reminder: Sendable, Equatable {
 
 /// Where connections, their events, void periods and reminders live (Postgres in
 /// production: `ConnectionStore`).
-public protocol ConnectionRepository {
-    func all() throws -> [ConnectionRecord]
-    func connection(label: String) throws -> ConnectionRecord?
-    func connection(instance: String, pageID: String) throws -> ConnectionRecord?
-    func saveAuthentication(_ auth: Authentication, now: Date) throws -> AuthenticationSaved
+public protocol ConnectionRepository: Sendable {
+    func all() async throws -> [ConnectionRecord]
+    func connection(label: String) async throws -> ConnectionRecord?
+    func connection(instance: String, pageID: String) async throws -> ConnectionRecord?
+    func saveAuthentication(_ auth: Authentication, now: Date) async throws -> AuthenticationSaved
     @discardableResult
-    func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) throws -> Bool
+    func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> Bool
     /// A successful check, with what Facebook now says of the Page token's end and data access.
-    func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) throws
+    func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) async throws
     @discardableResult
-    func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date, now: Date) throws -> Bool
-    func reminders() throws -> [Reminder]
-    func authEvents(connectionID: Int64) throws -> [AuthEvent]
-    func voidPeriods(connectionID: Int64) throws -> [VoidPeriod]
+    func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date, now: Date) async throws -> Bool
+    func reminders() async throws -> [Reminder]
+    func authEvents(connectionID: Int64) async throws -> [AuthEvent]
+    func voidPeriods(connectionID: Int64) async throws -> [VoidPeriod]
 }
 
 /// Seals tokens for storage and opens them again (AES-GCM with a key file: `TokenVault`).

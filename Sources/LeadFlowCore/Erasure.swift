@@ -45,28 +45,28 @@ public enum RawPage {
 }
 
 /// Where erasures are recorded and carried out (Postgres: `ErasureStore`).
-public protocol ErasureRepository {
+public protocol ErasureRepository: Sendable {
     /// One erasure at a time (a session lock), so two never rewrite the same archive.
-    func lockErasures() throws
-    func unlockErasures() throws
+    func lockErasures() async throws
+    func unlockErasures() async throws
     /// Waits until no run is inside a connection (each connection's lock taken and given
     /// back): a run that started before the tombstone has then published what it read.
-    func waitForRunsInFlight() throws
+    func waitForRunsInFlight() async throws
     /// Tombstones (kind `email` or `lead_id`, keyed hash) for one instance (nil: every
     /// instance), kept whatever happens next.
-    func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) throws
+    func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) async throws
     /// Lead ids loaded for this e-mail (normalised) or this id, in this instance (nil: any).
-    func leadIDs(email: String?, leadID: String?, instance: String?) throws -> Set<String>
+    func leadIDs(email: String?, leadID: String?, instance: String?) async throws -> Set<String>
     /// The archives in force (not superseded) of this instance's connections (nil: all):
     /// id and path relative to LEADFLOW_HOME.
-    func currentArchives(instance: String?) throws -> [(id: Int64, path: String)]
+    func currentArchives(instance: String?) async throws -> [(id: Int64, path: String)]
     /// Paths of superseded archives, whose files an interrupted erasure may have left.
-    func supersededArchivePaths() throws -> [String]
+    func supersededArchivePaths() async throws -> [String]
     /// One transaction: the new archive recorded, the old one superseded by it (it must
     /// still be current), and every lead and rejection that pointed at the old one pointed
     /// at the new one.
-    func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) throws
+    func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) async throws
     /// Deletes the leads and rejections with these ids, in this instance (nil: every
     /// instance); counts them on the tombstones.
-    func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int)
+    func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) async throws -> (leads: Int, rejections: Int)
 }

@@ -73,45 +73,45 @@ public protocol RawArchiver: Sendable {
     /// - Parameters:
     ///   - members: archive member name → the spooled file holding it.
     ///   - manifest: the `manifest.json` bytes (written last, hashes of every other member).
-    func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) throws -> ArchivedRun
+    func archive(members: [(name: String, file: URL)], manifest: Data, subject: ArchiveSubject) async throws -> ArchivedRun
     /// The same under a path of the caller's (an erasure's rewrite beside the original).
-    func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun
+    func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) async throws -> ArchivedRun
     /// Every member of an archive, in order (`manifest.json` included).
-    func members(of relativePath: String) throws -> [(name: String, data: Data)]
+    func members(of relativePath: String) async throws -> [(name: String, data: Data)]
     /// Removes an archive file (one superseded by an erasure).
-    func remove(_ relativePath: String) throws
+    func remove(_ relativePath: String) async throws
 }
 
 /// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
-public protocol LeadRepository {
-    func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64
-    func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) throws
+public protocol LeadRepository: Sendable {
+    func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64
+    func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) async throws
     /// Runs still marked running on `host` (nil: on any host), with the process that started each.
-    func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)]
+    func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
-    func abandonRun(_ runID: Int64, at: Date) throws
+    func abandonRun(_ runID: Int64, at: Date) async throws
     /// Takes the connection for this process (a second run at once gets false and skips it).
-    func tryLockConnection(_ connectionID: Int64) throws -> Bool
-    func unlockConnection(_ connectionID: Int64) throws
-    func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws
-    func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64
+    func tryLockConnection(_ connectionID: Int64) async throws -> Bool
+    func unlockConnection(_ connectionID: Int64) async throws
+    func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) async throws
+    func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) async throws -> Int64
     /// One transaction: the window's ready rows (new ones copied straight in, ones the table
     /// may hold upserted), its rejections, and what the batch's commit records. Under a
     /// claim, the transaction first checks the claim's fence (`LeaseLost` if another
     /// worker took the connection over) and holds it until the commit.
-    func loadWindow(_ batch: WindowBatch) throws -> LoadCounts
+    func loadWindow(_ batch: WindowBatch) async throws -> LoadCounts
     /// The watermarks of a connection's forms, in one query.
-    func watermarks(connectionID: Int64) throws -> [String: Date]
+    func watermarks(connectionID: Int64) async throws -> [String: Date]
 
     /// The keyed hashes of the people erased from this instance (or from every instance):
     /// kept out of its archives and tables (`ErasureList`).
-    func erasureHashes(instance: String) throws -> Set<String>
+    func erasureHashes(instance: String) async throws -> Set<String>
     /// Closed void periods of the connection that no backfill has completed yet, oldest first.
-    func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod]
+    func voidPeriodsAwaitingBackfill(connectionID: Int64) async throws -> [VoidPeriod]
     /// The forms whose backfill window of this void period has committed.
-    func backfilledForms(voidPeriodID: Int64) throws -> Set<String>
+    func backfilledForms(voidPeriodID: Int64) async throws -> Set<String>
     /// Every form's window committed: the period is recovered as far as Facebook still returns it.
-    func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) throws
+    func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) async throws
 }
 
 /// What a committed window records besides its leads.

@@ -67,22 +67,22 @@ public struct WorkClaim: Sendable, Equatable {
 
 /// The workers' coordinator (Postgres: `WorkQueueStore`). No worker talks to another:
 /// each claims, renews and completes items here.
-public protocol WorkQueue {
+public protocol WorkQueue: Sendable {
     /// Joins the open round of this kind, or opens one holding every connection.
-    func joinRound(kind: String, workerID: String) throws -> WorkRound
+    func joinRound(kind: String, workerID: String) async throws -> WorkRound
     /// The next item nobody holds (pending, or whose lease ended), or nil.
-    func claim(in round: WorkRound, worker: WorkerSettings) throws -> WorkClaim?
+    func claim(in round: WorkRound, worker: WorkerSettings) async throws -> WorkClaim?
     /// Ends at once the leases held by processes of `host` that `isAlive` says are gone.
-    func expireClaimsOfDeadProcesses(on host: String, isAlive: (Int32) -> Bool) throws
+    func expireClaimsOfDeadProcesses(on host: String, isAlive: @escaping @Sendable (Int32) -> Bool) async throws
     /// Marks the item done; false when the claim was taken over meanwhile. Closes the round
     /// when it was the last item.
-    func complete(_ claim: WorkClaim, outcome: String) throws -> Bool
+    func complete(_ claim: WorkClaim, outcome: String) async throws -> Bool
     /// Gives an item back at once (this worker failed on it), for another worker to take.
-    func release(_ claim: WorkClaim) throws
+    func release(_ claim: WorkClaim) async throws
     /// Items of the round not done yet (pending, or held by any worker).
-    func openItems(in round: WorkRound) throws -> Int
+    func openItems(in round: WorkRound) async throws -> Int
     /// Extends the claim's lease; false when it was taken over.
-    func renew(_ claim: WorkClaim) throws -> Bool
+    func renew(_ claim: WorkClaim) async throws -> Bool
 }
 
 /// A window's commit was refused: this worker's lease on the connection ended and another
@@ -100,7 +100,7 @@ public struct LeaseLost: LeadFlowError, Equatable {
 /// The usage Graph last reported for the app, shared by every worker (Postgres:
 /// `graph_app_usage`), so all of them slow down before the app's quota is reached.
 public protocol UsageBoard: Sendable {
-    func publish(_ usage: GraphUsage) throws
+    func publish(_ usage: GraphUsage) async throws
     /// The highest usage any worker reported recently (nil: none).
-    func latest() throws -> GraphUsage?
+    func latest() async throws -> GraphUsage?
 }

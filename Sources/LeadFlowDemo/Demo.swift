@@ -62,10 +62,10 @@ public struct DemoPlan: Decodable, Sendable {
 public struct DemoRunner {
     let scenario: GraphScenario
     let plan: DemoPlan
-    let database: PostgresConnection
+    let database: PostgresSession
     let home: URL
 
-    public init(scenario: GraphScenario, plan: DemoPlan, database: PostgresConnection, home: URL) {
+    public init(scenario: GraphScenario, plan: DemoPlan, database: PostgresSession, home: URL) {
         self.scenario = scenario
         self.plan = plan
         self.database = database
@@ -148,7 +148,7 @@ public struct DemoRunner {
                     break
                 }
             }
-            let reminders = try connections.reminders()
+            let reminders = try await connections.reminders()
             for reminder in reminders.dropFirst(remindersSeen) {
                 say("\(dayLabel(now))  \(reminder.connectionLabel): reminder (\(reminder.kind.replacingOccurrences(of: "_", with: " "))): "
                     + "its authentication ends \(UTCTime.iso8601(reminder.expiresAt).prefix(10))")
@@ -161,7 +161,7 @@ public struct DemoRunner {
             }
             now = now.addingTimeInterval(plan.runEveryHours * 3_600)
         }
-        let loaded = try database.query("SELECT count(*) FROM leads", label: "count leads")[0].int(0) ?? 0
+        let loaded = try await database.run { try $0.query("SELECT count(*) FROM leads", label: "count leads")[0].int(0) ?? 0 }
         return Outcome(now: now.addingTimeInterval(-plan.runEveryHours * 3_600), runs: runs, leadsLoaded: loaded,
                        graphRequests: fake.requestLog.count, pipeline: pipeline)
     }

@@ -291,9 +291,9 @@ actor UsageGovernor {
         self.logger = logger
     }
 
-    func record(_ usage: GraphUsage) {
+    func record(_ usage: GraphUsage) async {
         self.usage = usage
-        do { try board?.publish(usage) } catch {
+        do { try await board?.publish(usage) } catch {
             // Sharing is a courtesy to the other workers; this one still obeys what it saw.
             logger.warning("could not share the Graph usage", metadata: ["error": "\(error)"])
         }
@@ -301,9 +301,9 @@ actor UsageGovernor {
 
     /// A pause that grows from nothing at the threshold to 5 s at 100 %; or, when another
     /// worker of the app was told to wait, the rest of that wait.
-    func pauseBeforeRequest(slowDownAbove threshold: Int) -> Duration? {
+    func pauseBeforeRequest(slowDownAbove threshold: Int) async -> Duration? {
         var usage = self.usage
-        if let shared = try? board?.latest() {
+        if let shared = try? await board?.latest() {
             if let regain = shared.regainAccessIn, regain > .zero { return regain }
             if shared.percent > usage.percent { usage = shared }
         }

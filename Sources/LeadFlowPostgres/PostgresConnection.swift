@@ -23,6 +23,8 @@ public final class PostgresConnection {
     private let logger: Logger
     /// Boxed so the notice processor's C context pointer stays valid as long as `handle`.
     private let noticeSink: NoticeSink
+    /// What it connected with (another session on the same database: `PostgresSession`).
+    public let conninfo: String
 
     /// Connects with a libpq conninfo string (`host=… dbname=…`) or URI (`postgresql://…`),
     /// then fixes the session's time zone and date style so timestamps parse one way.
@@ -38,6 +40,7 @@ public final class PostgresConnection {
             throw PostgresError(kind: .connect, function: "PQconnectdb", label: nil, sqlState: nil, serverMessage: message)
         }
         self.handle = handle
+        self.conninfo = conninfo
         self.logger = logger
         self.noticeSink = NoticeSink(logger: logger)
         // The sink is retained by `self` for as long as the connection exists.

@@ -31,12 +31,12 @@ struct ConnectionPass {
         do {
             allForms = try await graph.forms(pageID: record.pageID, token: token)
         } catch let error as GraphError where error.voidCause != nil {
-            try connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
+            try await connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
                                            since: now, now: now)
             return summary(.void(error.voidCause!))
         }
-        try leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
-        let (forms, windows) = try windows(for: job, forms: allForms, record: record, now: now)
+        try await leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
+        let (forms, windows) = try await windows(for: job, forms: allForms, record: record, now: now)
 
         let folder = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -44,7 +44,7 @@ struct ConnectionPass {
             ($0.id, LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: $0.id, formName: $0.name))
         }, uniquingKeysWith: { first, _ in first })
         let spool = try LeadSpool(folder: folder, transformer: LeadTransformer(pipeline: pipeline), contexts: contexts,
-                                  erased: ErasureList(hashes: try leads.erasureHashes(instance: record.instance),
+                                  erased: ErasureList(hashes: try await leads.erasureHashes(instance: record.instance),
                                                       hash: { [sealer] in sealer.erasureHash($0) }),
                                   now: now)
         progress("\(record.label): \(job): reading \(forms.count) form\(forms.count == 1 ? "" : "s")")
@@ -64,7 +64,7 @@ struct ConnectionPass {
         case .void(let cause, let detail, _, _, let summaries):
             // The forms read to their end before the token failed still load; nothing more is asked.
             completed = summaries
-            try connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
+            try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
             state = .void(cause)
         }
         let pages = spool.pages(of: Set(completed.keys))
@@ -78,10 +78,10 @@ struct ConnectionPass {
             let froms = completed.keys.compactMap { windows[$0]?.from }
             let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
                                              windows: windows.filter { completed[$0.key] != nil }, pages: pages, now: now)
-            let archived = try archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
+            let archived = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
                                                 subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
                                                                         pass: Self.archivePass(job)))
-            let archiveID = try leads.saveArchive(archived, runID: runID, connectionID: record.id,
+            let archiveID = try await leads.saveArchive(archived, runID: runID, connectionID: record.id,
                                                   windowFrom: froms.count == completed.count ? froms.min() : nil,
                                                   windowTo: windows.values.map(\.to).max() ?? now, at: now)
             timings.archive += lap()
@@ -100,7 +100,7 @@ struct ConnectionPass {
                 if case .watermark = commit, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.newest == nil) {
                     continue // nothing read: no transaction
                 }
-                counts = counts + (try leads.loadWindow(WindowBatch(
+                counts = counts + (try await leads.loadWindow(WindowBatch(
                     runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
                     archiveID: archiveID, commit: commit, claim: claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
                     rejections: rows?.rejections ?? [])))
@@ -110,7 +110,7 @@ struct ConnectionPass {
         }
         if case .voidPeriod(let period) = job, state == .loaded {
             // Every form's window is in (now or by an earlier, killed backfill).
-            try leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
+            try await leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
         }
         logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)", "run.job": "\(job)",
                                                     "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
@@ -120,19 +120,19 @@ struct ConnectionPass {
 
     /// The forms a job reads, and each one's window.
     private func windows(for job: Job, forms all: [GraphForm], record: ConnectionRecord,
-                         now: Date) throws -> (forms: [GraphForm], windows: [String: LeadWindow]) {
+                         now: Date) async throws -> (forms: [GraphForm], windows: [String: LeadWindow]) {
         let overlap = TimeInterval(pipeline.window.overlapMinutes * 60)
         var forms = all
         var windows: [String: LeadWindow] = [:]
         switch job {
         case .scheduled:
-            let watermarks = try leads.watermarks(connectionID: record.id)
+            let watermarks = try await leads.watermarks(connectionID: record.id)
             for form in forms {
                 windows[form.id] = LeadWindow(from: watermarks[form.id].map { $0.addingTimeInterval(-overlap) } ?? pipeline.window.start,
                                               to: now)
             }
         case .voidPeriod(let period):
-            let done = try leads.backfilledForms(voidPeriodID: period.id)
+            let done = try await leads.backfilledForms(voidPeriodID: period.id)
             forms = forms.filter { !done.contains($0.id) }
             let window = Self.backfillWindow(period, overlap: overlap, now: now)
             for form in forms { windows[form.id] = window }

@@ -142,9 +142,9 @@ public struct Connector {
                     remedy: "a Page admin must grant ADVERTISE, MANAGE_LEADS or MANAGE"))))
                 continue
             }
-            outcomes.append(outcome(pageID: pageID, pageName: account.name) {
+            outcomes.append(await outcome(pageID: pageID, pageName: account.name) {
                 let check = try checks[pageID]!.get()
-                return try connectPage(instance: request.instance, pageID: pageID, pageName: account.name,
+                return try await connectPage(instance: request.instance, pageID: pageID, pageName: account.name,
                                        label: pageIDs.count == 1 ? request.label : nil, pageToken: account.token,
                                        debug: check.debug, access: check.access, identity: identity, now: now)
             })
@@ -217,15 +217,15 @@ public struct Connector {
         let identity = Identity(userID: userID, name: nil, userTokenExpiresAt: nil, permissions: nil)
         let access = debug.isValid
             ? try await Self.refuseIfVoid { try await graph.leadAccess(pageID: pageID, userID: userID, token: request.token) } : nil
-        return outcome(pageID: pageID, pageName: nil) {
-            try connectPage(instance: request.instance, pageID: pageID, pageName: nil, label: request.label,
+        return await outcome(pageID: pageID, pageName: nil) {
+            try await connectPage(instance: request.instance, pageID: pageID, pageName: nil, label: request.label,
                             pageToken: request.token, debug: debug, access: access, identity: identity, now: now)
         }
     }
 
-    private func outcome(pageID: String, pageName: String?, _ body: () throws -> ConnectResult) -> PageOutcome {
+    private func outcome(pageID: String, pageName: String?, _ body: () async throws -> ConnectResult) async -> PageOutcome {
         do {
-            let result = try body()
+            let result = try await body()
             return PageOutcome(pageID: pageID, pageName: result.pageName ?? pageName, result: .success(result))
         } catch let refusal as ConnectRefusal {
             return PageOutcome(pageID: pageID, pageName: pageName, result: .failure(refusal))
@@ -239,7 +239,7 @@ public struct Connector {
     /// Checks one Page's token like a preflight, then seals and stores it.
     private func connectPage(instance: String, pageID: String, pageName: String?, label: String?, pageToken: AccessToken,
                              debug page: GraphClient.DebugToken, access: GraphClient.LeadAccess?, identity: Identity,
-                             now: Date) throws -> ConnectResult {
+                             now: Date) async throws -> ConnectResult {
         guard page.isValid, let access else {
             throw ConnectRefusal(reason: "Facebook says the Page token is not valid (\(GraphSubcodes.meaning(page.errorSubcode)))",
                                  remedy: "reauthenticate with a fresh token")
@@ -260,11 +260,11 @@ public struct Connector {
             throw ConnectRefusal(reason: "the Page token for Page \(pageID) ends on \(UTCTime.iso8601(ends)) (it was got with a short-lived user token)",
                                  remedy: "connect with the Connector Authenticator's user token: LeadFlow exchanges it and gets a Page token that does not expire")
         }
-        let existing = try repository.connection(instance: instance, pageID: pageID)
-        let chosenLabel = try label ?? existing?.label ?? freeLabel(for: pageName ?? page.profileID.map { "page-\($0)" } ?? "page-\(pageID)",
-                                                                     instance: instance, pageID: pageID)
+        let existing = try await repository.connection(instance: instance, pageID: pageID)
+        var chosenLabel = label ?? existing?.label ?? ""
+        if chosenLabel.isEmpty { chosenLabel = try await freeLabel(for: pageName ?? "page-\(pageID)", instance: instance, pageID: pageID) }
         let context = ConnectionRecord.sealContext(instance: instance, pageID: pageID)
-        let saved = try repository.saveAuthentication(Authentication(
+        let saved = try await repository.saveAuthentication(Authentication(
             instance: instance, pageID: pageID, label: chosenLabel, pageName: pageName, authenticatorUserID: identity.userID,
             authenticatorName: identity.name, tokenCiphertext: try sealer.seal(pageToken, boundTo: context), tokenKeyID: sealer.keyID,
             tokenType: page.type ?? "PAGE", scopes: page.scopes, userTokenExpiresAt: identity.userTokenExpiresAt,
@@ -277,10 +277,10 @@ public struct Connector {
 
     /// A label made from the Page's name (`Acme Analytics` → `acme-analytics`); when another
     /// connection holds it, the instance goes in front, then the Page id behind.
-    func freeLabel(for name: String, instance: String, pageID: String) throws -> String {
+    func freeLabel(for name: String, instance: String, pageID: String) async throws -> String {
         let base = Self.slug(name).nilIfEmpty ?? "page-\(pageID)"
         for candidate in [base, "\(instance)-\(base)", "\(instance)-\(base)-\(pageID)"] {
-            guard let holder = try repository.connection(label: candidate) else { return candidate }
+            guard let holder = try await repository.connection(label: candidate) else { return candidate }
             if holder.instance == instance && holder.pageID == pageID { return candidate }
         }
         return "\(instance)-\(pageID)"

@@ -40,11 +40,11 @@ public struct Crew: Sendable {
               pass: @escaping Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let queue = try makeQueue()
         // A worker of this host killed earlier (a rerun after a crash) gives its claims back now.
-        try queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
+        try await queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
         var summaries: [RunStage.ConnectionSummary] = []
         var timings = RunStage.Timings()
         for _ in 0..<2 {
-            let round = try queue.joinRound(kind: kind, workerID: settings.workerID)
+            let round = try await queue.joinRound(kind: kind, workerID: settings.workerID)
             progress(round.openedHere ? "opened \(kind) round \(round.id)" : "joined \(kind) round \(round.id)")
             let worked = try await work(round, records: records, progress: progress, pass: pass)
             summaries += worked.summaries
@@ -58,20 +58,34 @@ public struct Crew: Sendable {
     private func work(_ round: WorkRound, records: [ConnectionRecord], progress: @escaping @Sendable (String) -> Void,
                       pass: @escaping Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let held = HeldClaims()
-        let heartbeat = Heartbeat(every: settings.lease / 3, makeQueue: makeQueue, held: held)
-        defer { heartbeat.stop() }
+        let heartbeatQueue = try makeQueue()
         let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return try await withThrowingTaskGroup(of: (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings).self) { group in
-            for number in 0..<max(1, settings.connectionsAtOnce) {
+        return try await withThrowingTaskGroup(of: (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings)?.self) { group in
+            // The heartbeat: an ordinary child task. Every Postgres call runs on its session's
+            // own thread, so a lane busy in a long COPY never keeps it from its turn.
+            let interval = settings.lease / 3
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    for claim in held.all { _ = try? await heartbeatQueue.renew(claim) }
+                }
+                return nil
+            }
+            let lanes = max(1, settings.connectionsAtOnce)
+            for number in 0..<lanes {
                 group.addTask {
                     try await lane(number, round: round, records: byID, held: held, progress: progress, pass: pass)
                 }
             }
             var summaries: [RunStage.ConnectionSummary] = []
             var timings = RunStage.Timings()
-            for try await worked in group {
+            var finished = 0
+            while let worked = try await group.next() {
+                guard let worked else { continue }
                 summaries += worked.summaries
                 timings = timings + worked.timings
+                finished += 1
+                if finished == lanes { group.cancelAll() } // the heartbeat's turn to stop
             }
             return (summaries, timings)
         }
@@ -86,43 +100,46 @@ public struct Crew: Sendable {
         var waiting = false
         while true {
             try Task.checkCancellation()
-            guard let claim = try lane.queue.claim(in: round, worker: settings) else {
+            guard let claim = try await lane.queue.claim(in: round, worker: settings) else {
                 // Nothing free: done, unless other workers still hold connections of the
                 // round. A dead worker's come free when its lease ends, so wait for them.
-                let elsewhere = try lane.queue.openItems(in: round) - held.count
+                let elsewhere = try await lane.queue.openItems(in: round) - held.count
                 guard elsewhere > 0 else { break }
                 if number == 0, !waiting {
                     progress("waiting for \(elsewhere) connection\(elsewhere == 1 ? "" : "s") other workers hold")
                 }
                 waiting = true
                 try await Task.sleep(for: settings.pollInterval)
-                try lane.queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
+                try await lane.queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
                 continue
             }
             waiting = false
             held.add(claim)
-            defer { held.remove(claim) }
             let record: ConnectionRecord
             if let known = records[claim.connectionID] {
                 record = known
-            } else if let added = try lane.stage.connections.all().first(where: { $0.id == claim.connectionID }) {
+            } else if let added = try await lane.stage.connections.all().first(where: { $0.id == claim.connectionID }) {
                 record = added
             } else {
-                _ = try lane.queue.complete(claim, outcome: "connection removed")
+                _ = try await lane.queue.complete(claim, outcome: "connection removed")
+                held.remove(claim)
                 continue
             }
             do {
                 let passes = try await pass(lane.stage, record, claim, &timings)
-                if try lane.queue.complete(claim, outcome: passes.last.map(Self.outcome) ?? "done") {
+                if try await lane.queue.complete(claim, outcome: passes.last.map(Self.outcome) ?? "done") {
                     summaries += passes
                 } else {
                     summaries.append(Self.takenOver(record))
                 }
+                held.remove(claim)
             } catch is LeaseLost {
+                held.remove(claim)
                 summaries.append(Self.takenOver(record))
             } catch {
                 // Give it back at once rather than after the lease: another worker may do better.
-                try? lane.queue.release(claim)
+                held.remove(claim)
+                try? await lane.queue.release(claim)
                 throw error
             }
         }
@@ -153,28 +170,4 @@ final class HeldClaims: Sendable {
     var all: [WorkClaim] { claims.withLock { $0 } }
     func add(_ claim: WorkClaim) { claims.withLock { $0.append(claim) } }
     func remove(_ claim: WorkClaim) { claims.withLock { $0.removeAll { $0 == claim } } }
-}
-
-/// Renews this process's leases on a thread of its own, so a lane busy for minutes in one
-/// window (or a cooperative pool held by synchronous work) never lets a lease lapse while
-/// the process lives. When the process dies, the renewals stop and the leases run out.
-final class Heartbeat: Sendable {
-    private let stopped = Atomic<Bool>(false)
-
-    init(every interval: Duration, makeQueue: @escaping @Sendable () throws -> any WorkQueue, held: HeldClaims) {
-        let thread = Thread { [self] in
-            guard let queue = try? makeQueue() else { return }
-            var next = ContinuousClock.now + interval
-            while !self.stopped.load(ordering: .relaxed) {
-                if ContinuousClock.now >= next {
-                    for claim in held.all { _ = try? queue.renew(claim) }
-                    next = ContinuousClock.now + interval
-                }
-                usleep(50_000)
-            }
-        }
-        thread.start()
-    }
-
-    func stop() { stopped.store(true, ordering: .relaxed) }
 }

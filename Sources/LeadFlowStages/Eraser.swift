@@ -29,23 +29,35 @@ public struct Eraser {
 
     /// - Parameter instance: erase from this instance only (its rows and its connections'
     ///   archives); nil: from every instance.
-    public func erase(email: String?, leadID: String?, instance: String? = nil, now: Date) throws -> Summary {
+    public func erase(email: String?, leadID: String?, instance: String? = nil, now: Date) async throws -> Summary {
         var tombstones: [(kind: String, hash: String)] = []
         if let email { tombstones.append(("email", sealer.erasureHash(ErasureList.subject(email: email)))) }
         if let leadID { tombstones.append(("lead_id", sealer.erasureHash(ErasureList.subject(leadID: leadID)))) }
-        try repository.lockErasures()
-        defer { try? repository.unlockErasures() }
-        try repository.addTombstones(tombstones, instance: instance, at: now)
+        try await repository.lockErasures()
+        do {
+            let summary = try await erase(tombstones, email: email, leadID: leadID, instance: instance, now: now)
+            try? await repository.unlockErasures()
+            return summary
+        } catch {
+            try? await repository.unlockErasures()
+            throw error
+        }
+    }
+
+    /// The erasure itself, under the erasure lock.
+    private func erase(_ tombstones: [(kind: String, hash: String)], email: String?, leadID: String?, instance: String?,
+                       now: Date) async throws -> Summary {
+        try await repository.addTombstones(tombstones, instance: instance, at: now)
         // Runs that started before the tombstone finish (and publish) before the scan;
         // runs that start after it read it and leave the person out.
-        try repository.waitForRunsInFlight()
+        try await repository.waitForRunsInFlight()
         let person = ErasureList(hashes: Set(tombstones.map(\.hash)), hash: { [sealer] in sealer.erasureHash($0) })
 
-        for path in try repository.supersededArchivePaths() { try archiver.remove(path) }
-        var ids = try repository.leadIDs(email: email.map(ErasureList.normalized), leadID: leadID, instance: instance)
+        for path in try await repository.supersededArchivePaths() { try await archiver.remove(path) }
+        var ids = try await repository.leadIDs(email: email.map(ErasureList.normalized), leadID: leadID, instance: instance)
         var summary = Summary()
-        for archive in try repository.currentArchives(instance: instance) {
-            let members = try archiver.members(of: archive.path)
+        for archive in try await repository.currentArchives(instance: instance) {
+            let members = try await archiver.members(of: archive.path)
             var rewritten: [(name: String, data: Data)] = []
             var removed = 0
             for member in members where member.name != "manifest.json" {
@@ -74,13 +86,13 @@ public struct Eraser {
                 try member.data.write(to: file)
                 files.append((member.name, file))
             }
-            let published = try archiver.archive(members: files, manifest: manifest, relativePath: newPath)
-            try repository.replaceArchive(archive.id, with: published, at: now)
-            try archiver.remove(archive.path)
+            let published = try await archiver.archive(members: files, manifest: manifest, relativePath: newPath)
+            try await repository.replaceArchive(archive.id, with: published, at: now)
+            try await archiver.remove(archive.path)
             summary.archivesRewritten += 1
             summary.rawLeadsRemoved += removed
         }
-        let deleted = try repository.deleteLeads(ids, instance: instance, tombstones: tombstones.map(\.hash),
+        let deleted = try await repository.deleteLeads(ids, instance: instance, tombstones: tombstones.map(\.hash),
                                                  archivesRewritten: summary.archivesRewritten)
         summary.leadsDeleted = deleted.leads
         summary.rejectionsDeleted = deleted.rejections

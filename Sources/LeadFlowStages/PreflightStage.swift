@@ -39,15 +39,18 @@ public struct PreflightStage {
         public let token: AccessToken?
     }
 
+    /// Every connection, asking Graph whatever was verified before (`leadflow check`).
     public func checkAll(now: Date) async throws -> [Result] {
         var results: [Result] = []
-        for record in try repository.all() {
-            results.append(try await check(record, now: now))
+        for record in try await repository.all() {
+            results.append(try await check(record, now: now, recheck: true))
         }
         return results
     }
 
-    public func check(_ record: ConnectionRecord, now: Date) async throws -> Result {
+    /// - Parameter recheck: ask Graph even when the token was verified within
+    ///   `settings.recheckAfter` (a run passes false: it asks once an hour at most).
+    public func check(_ record: ConnectionRecord, now: Date, recheck: Bool = true) async throws -> Result {
         func result(_ outcome: Result.Outcome, opened: Bool = false, reminder: Bool = false, token: AccessToken? = nil) -> Result {
             Result(connectionID: record.id, label: record.label, outcome: outcome, openedVoidPeriod: opened, wroteReminder: reminder,
                    token: token)
@@ -58,9 +61,9 @@ public struct PreflightStage {
         }
         var evaluation = record.evaluate(settings.policy, now: now)
         if case .expired(let cause) = evaluation.status {
-            let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause,
+            let opened = try await repository.openVoidPeriod(connectionID: record.id, cause: cause,
                                                        detail: "the authentication cycle ended", since: evaluation.expiresAt, now: now)
-            let reminder = try repository.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
+            let reminder = try await repository.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
                                                         dueAt: evaluation.expiresAt, expiresAt: evaluation.expiresAt, now: now)
             log(record, "void", cause.rawValue)
             return result(.checked(.void(cause: cause, detail: "the authentication cycle ended", since: evaluation.expiresAt)),
@@ -68,6 +71,17 @@ public struct PreflightStage {
         }
 
         let pageToken = try sealer.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
+        if !recheck, let verified = record.verifiedAt, verified >= record.authenticatedAt, verified <= now,
+           now.timeIntervalSince(verified) < settings.recheckAfter.timeInterval {
+            // Verified within the hour since the last (re)authentication: the same answers again.
+            if case .reminderDue = evaluation.status {
+                let reminder = try await repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",
+                                                            cycleStartedAt: record.authenticatedAt, dueAt: evaluation.reminderAt,
+                                                            expiresAt: evaluation.expiresAt, now: now)
+                return result(.checked(.reminderDue), reminder: reminder, token: pageToken)
+            }
+            return result(.checked(.healthy), token: pageToken)
+        }
         let verdict: ConnectionVerdict
         var facts: TokenFacts?
         do {
@@ -97,23 +111,23 @@ public struct PreflightStage {
             log(record, "unchecked", error.code)
             return result(.unchecked(reason: error.description))
         }
-        let verified = { try self.repository.recordVerified(connectionID: record.id, facebookExpiresAt: facts?.expiresAt,
+        let verified = { try await self.repository.recordVerified(connectionID: record.id, facebookExpiresAt: facts?.expiresAt,
                                                              dataAccessExpiresAt: facts?.dataAccessExpiresAt, now: now) }
 
         switch verdict {
         case .void(let cause, let detail, let since):
-            let opened = try repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: since, now: now)
+            let opened = try await repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: since, now: now)
             log(record, "void", cause.rawValue)
             return result(.checked(verdict), opened: opened)
         case .reminderDue:
-            try verified()
-            let reminder = try repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",
+            try await verified()
+            let reminder = try await repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",
                                                         cycleStartedAt: record.authenticatedAt, dueAt: evaluation.reminderAt,
                                                         expiresAt: evaluation.expiresAt, now: now)
             log(record, "reminder_due", nil)
             return result(.checked(verdict), reminder: reminder, token: pageToken)
         case .healthy:
-            try verified()
+            try await verified()
             log(record, "healthy", nil)
             return result(.checked(verdict), token: pageToken)
         }

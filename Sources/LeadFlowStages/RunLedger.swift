@@ -1,15 +1,16 @@
 import Foundation
 import LeadFlowCore
-import Synchronization
 
-/// A run row, started when first needed (by whichever lane needs it first) and finished
-/// with the counters of its passes.
-final class RunLedger: Sendable {
+/// A run row, started when first needed (by whichever lane needs it first: an actor, so
+/// two lanes never start two rows) and finished with the counters of its passes.
+actor RunLedger {
     let kind: RunKind
     let pipeline: String
     let host: String
     let now: Date
-    private let started = Mutex<Int64?>(nil)
+    /// The row's start, shared by every lane that asks while it is being written.
+    private var starting: Task<Int64, any Error>?
+    private(set) var startedID: Int64?
 
     init(kind: RunKind, pipeline: String, host: String, now: Date) {
         self.kind = kind
@@ -18,28 +19,30 @@ final class RunLedger: Sendable {
         self.now = now
     }
 
-    var startedID: Int64? { started.withLock { $0 } }
-
-    func id(_ leads: any LeadRepository) throws -> Int64 {
-        try started.withLock { started in
-            if let started { return started }
-            let id = try leads.startRun(kind: kind, pipeline: pipeline, host: host, processID: getpid(), startedAt: now, upperBound: now)
-            started = id
-            return id
+    func id(_ leads: any LeadRepository) async throws -> Int64 {
+        if let startedID { return startedID }
+        if starting == nil {
+            let (kind, pipeline, host, now) = (kind, pipeline, host, now)
+            starting = Task {
+                try await leads.startRun(kind: kind, pipeline: pipeline, host: host, processID: getpid(), startedAt: now, upperBound: now)
+            }
         }
+        let id = try await starting!.value
+        startedID = id
+        return id
     }
 
     /// The run's end: its spool folder gone, its counters and status recorded.
-    func finish(_ passes: [RunStage.ConnectionSummary], leads: any LeadRepository, spoolRoot: URL) throws {
+    func finish(_ passes: [RunStage.ConnectionSummary], leads: any LeadRepository, spoolRoot: URL) async throws {
         guard let startedID else { return }
         try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent("run-\(startedID)"))
         let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
-        try leads.finishRun(startedID, status: passes.allSatisfy(\.isClean) ? .succeeded : .partial,
-                            counters: RunStage.counters(total), at: now)
+        try await leads.finishRun(startedID, status: passes.allSatisfy(\.isClean) ? .succeeded : .partial,
+                                  counters: RunStage.counters(total), at: now)
     }
 
-    func fail(_ leads: any LeadRepository) {
+    func fail(_ leads: any LeadRepository) async {
         guard let startedID else { return }
-        try? leads.finishRun(startedID, status: .failed, counters: [:], at: now)
+        try? await leads.finishRun(startedID, status: .failed, counters: [:], at: now)
     }
 }

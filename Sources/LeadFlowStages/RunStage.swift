@@ -49,34 +49,34 @@ public struct RunStage {
     /// The scheduled batch. A connection reauthenticated after a void period is backfilled
     /// first (in a run of kind `backfill`), unless the pipeline turns that off.
     public func run(now: Date, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
-        try sweeper.sweep(now: now)
+        try await sweeper.sweep(now: now)
         let scheduled = RunLedger(kind: .scheduled, pipeline: pipeline.name, host: host, now: now)
         let backfill = RunLedger(kind: .backfill, pipeline: pipeline.name, host: host, now: now)
-        _ = try scheduled.id(leads)
+        _ = try await scheduled.id(leads)
         do {
-            let (summaries, timings) = try await eachHealthyConnection(kind: .scheduled, try connections.all(), now: now, progress: progress) {
+            let (summaries, timings) = try await eachHealthyConnection(kind: .scheduled, try await connections.all(), now: now, progress: progress) {
                 stage, record, token, claim, timings in
                 var summaries: [ConnectionSummary] = []
                 if stage.pipeline.automaticBackfill {
-                    for period in try stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
-                        let summary = try await stage.pass.run(record, token: token, job: .voidPeriod(period), runID: try backfill.id(stage.leads),
+                    for period in try await stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
+                        let summary = try await stage.pass.run(record, token: token, job: .voidPeriod(period), runID: try await backfill.id(stage.leads),
                                                                claim: claim, now: now, timings: &timings, progress: progress)
                         summaries.append(summary)
                         if case .void = summary.state { return summaries }
                     }
                 }
-                let summary = try await stage.pass.run(record, token: token, job: .scheduled, runID: try scheduled.id(stage.leads),
+                let summary = try await stage.pass.run(record, token: token, job: .scheduled, runID: try await scheduled.id(stage.leads),
                                                        claim: claim, now: now, timings: &timings, progress: progress)
                 return summaries + [summary]
             }
             // The scheduled run answers for every connection it looked at (void and skipped ones
             // included); the backfill run for its own passes.
-            try scheduled.finish(summaries.filter { !$0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
-            try backfill.finish(summaries.filter { $0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
-            return Summary(runID: try scheduled.id(leads), backfillRunID: backfill.startedID, connections: summaries, timings: timings)
+            try await scheduled.finish(summaries.filter { !$0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
+            try await backfill.finish(summaries.filter { $0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
+            return Summary(runID: try await scheduled.id(leads), backfillRunID: await backfill.startedID, connections: summaries, timings: timings)
         } catch {
-            scheduled.fail(leads)
-            backfill.fail(leads)
+            await scheduled.fail(leads)
+            await backfill.fail(leads)
             throw error
         }
     }
@@ -86,11 +86,11 @@ public struct RunStage {
     /// extract → archive → load path as a run.
     public func backfill(labels: [String]?, window: LeadWindow?, now: Date,
                          progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
-        try sweeper.sweep(now: now)
+        try await sweeper.sweep(now: now)
         let ledger = RunLedger(kind: .backfill, pipeline: pipeline.name, host: host, now: now)
-        let runID = try ledger.id(leads)
+        let runID = try await ledger.id(leads)
         do {
-            var records = try connections.all()
+            var records = try await connections.all()
             if let labels {
                 let unknown = Set(labels).subtracting(records.map(\.label))
                 guard unknown.isEmpty else { throw UnknownConnection(labels: unknown.sorted()) }
@@ -99,8 +99,12 @@ public struct RunStage {
             // Named connections are done here and now; `--all` is shared with other workers.
             let (summaries, timings) = try await eachHealthyConnection(kind: labels == nil ? .backfill : nil, records, now: now,
                                                                        progress: progress) { stage, record, token, claim, timings in
-                let jobs: [Job] = try window.map { [.window($0)] }
-                    ?? stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id).map { .voidPeriod($0) }
+                let jobs: [Job]
+                if let window {
+                    jobs = [.window(window)]
+                } else {
+                    jobs = try await stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id).map { .voidPeriod($0) }
+                }
                 guard !jobs.isEmpty else {
                     return [.init(label: record.label, job: .backfill, state: .idle("no void period awaits a backfill"))]
                 }
@@ -113,10 +117,10 @@ public struct RunStage {
                 }
                 return summaries
             }
-            try ledger.finish(summaries, leads: leads, spoolRoot: spoolRoot)
+            try await ledger.finish(summaries, leads: leads, spoolRoot: spoolRoot)
             return Summary(runID: runID, backfillRunID: nil, connections: summaries, timings: timings)
         } catch {
-            ledger.fail(leads)
+            await ledger.fail(leads)
             throw error
         }
     }
@@ -153,7 +157,7 @@ public struct RunStage {
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         progress("\(record.label): checking the token")
         let preflightStart = ContinuousClock.now
-        let checked = try await preflight.check(record, now: now)
+        let checked = try await preflight.check(record, now: now, recheck: false)
         timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
         switch checked.outcome {
         case .checked(.void(let cause, _, _)):
@@ -164,11 +168,17 @@ public struct RunStage {
             break
         }
         guard let token = checked.token else { return [] }
-        guard try leads.tryLockConnection(record.id) else {
+        guard try await leads.tryLockConnection(record.id) else {
             progress("\(record.label): another run is processing it; skipped")
             return [.init(label: record.label, job: .preflight, state: .idle("another run is processing it"))]
         }
-        defer { try? leads.unlockConnection(record.id) }
-        return try await pass(self, record, token, claim, &timings)
+        do {
+            let passes = try await pass(self, record, token, claim, &timings)
+            try? await leads.unlockConnection(record.id)
+            return passes
+        } catch {
+            try? await leads.unlockConnection(record.id)
+            throw error
+        }
     }
 }

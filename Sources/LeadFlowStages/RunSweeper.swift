@@ -11,14 +11,14 @@ struct RunSweeper {
     let host: String
     let logger: Logger
 
-    func sweep(now: Date) throws {
+    func sweep(now: Date) async throws {
         var alive: Set<Int64> = []
-        for run in try leads.runningRuns(host: host) {
+        for run in try await leads.runningRuns(host: host) {
             guard let pid = run.processID, !processExists(pid) else {
                 alive.insert(run.id)
                 continue
             }
-            try leads.abandonRun(run.id, at: now)
+            try await leads.abandonRun(run.id, at: now)
             logger.notice("marked an interrupted run abandoned", metadata: ["run.id": "\(run.id)"])
         }
         // Spool folders of runs that are not running any more, on any host (LEADFLOW_HOME may
@@ -26,7 +26,7 @@ struct RunSweeper {
         // again: a worker starting meanwhile writes its run row before its folder, so a
         // folder seen here whose run is running is always in the answer.
         let folders = (try? FileManager.default.contentsOfDirectory(atPath: spoolRoot.path)) ?? []
-        alive.formUnion(try leads.runningRuns(host: nil).map(\.id))
+        alive.formUnion(try await leads.runningRuns(host: nil).map(\.id))
         for name in folders {
             guard name.hasPrefix("run-"), let id = Int64(name.dropFirst(4)), !alive.contains(id) else { continue }
             try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent(name))

@@ -6,13 +6,19 @@ public struct ValidationSettings: Sendable {
     public var appSecret: String?
     public var requiredPermissions: [String]
     public var policy: TokenPolicy
+    /// A run does not ask Graph again about a token it verified this recently (a token or a
+    /// permission that fails meanwhile fails the run's own calls, which void the connection
+    /// from that instant). `leadflow check` always asks.
+    public var recheckAfter: Duration
 
     public init(appID: String? = nil, appSecret: String? = nil,
-                requiredPermissions: [String] = PreflightRules.defaultRequiredPermissions, policy: TokenPolicy = TokenPolicy()) {
+                requiredPermissions: [String] = PreflightRules.defaultRequiredPermissions, policy: TokenPolicy = TokenPolicy(),
+                recheckAfter: Duration = .seconds(3600)) {
         self.appID = appID
         self.appSecret = appSecret
         self.requiredPermissions = requiredPermissions
         self.policy = policy
+        self.recheckAfter = recheckAfter
     }
 
     /// The app's id and secret. Without them nothing works on Facebook: a short-lived token

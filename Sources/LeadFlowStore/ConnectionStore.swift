@@ -4,157 +4,177 @@ import LeadFlowPostgres
 
 /// The rows behind connections, their authentication events, void periods and reminders.
 public struct ConnectionStore: ConnectionRepository {
-    let db: PostgresConnection
+    /// Every query runs on the session's own thread, never on the cooperative pool.
+    let session: PostgresSession
 
-    public init(_ db: PostgresConnection) {
-        self.db = db
+    public init(_ session: PostgresSession) {
+        self.session = session
     }
 
     private static let columns = """
         c.id, c.instance, c.page_id, c.label, c.page_name, c.authenticator_user_id, c.token_ciphertext,
         c.authenticator_name, c.token_key_id, c.token_type, c.scopes, c.authenticated_at, c.fb_expires_at,
-        c.fb_data_access_expires_at, c.user_token_expires_at, v.id AS void_id, v.cause, v.cause_detail, v.started_at
+        c.fb_data_access_expires_at, c.user_token_expires_at, c.verified_at, v.id AS void_id, v.cause, v.cause_detail, v.started_at
         FROM connections c LEFT JOIN void_periods v ON v.connection_id = c.id AND v.ended_at IS NULL
         """
 
-    public func all() throws -> [ConnectionRecord] {
-        try db.query("SELECT \(Self.columns) ORDER BY c.instance, c.label", label: "list connections").all.map(Self.record)
+    public func all() async throws -> [ConnectionRecord] {
+        try await session.run { db in
+            try db.query("SELECT \(Self.columns) ORDER BY c.instance, c.label", label: "list connections").all.map(Self.record)
+        }
     }
 
-    public func connection(label: String) throws -> ConnectionRecord? {
-        try db.query("SELECT \(Self.columns) WHERE c.label = $1", [label], label: "connection by label").all.map(Self.record).first
+    public func connection(label: String) async throws -> ConnectionRecord? {
+        try await session.run { db in
+            try db.query("SELECT \(Self.columns) WHERE c.label = $1", [label], label: "connection by label").all.map(Self.record).first
+        }
     }
 
-    public func connection(instance: String, pageID: String) throws -> ConnectionRecord? {
-        try db.query("SELECT \(Self.columns) WHERE c.instance = $1 AND c.page_id = $2", [instance, pageID],
-                     label: "connection by page").all.map(Self.record).first
+    public func connection(instance: String, pageID: String) async throws -> ConnectionRecord? {
+        try await session.run { db in
+            try db.query("SELECT \(Self.columns) WHERE c.instance = $1 AND c.page_id = $2", [instance, pageID],
+                         label: "connection by page").all.map(Self.record).first
+        }
     }
 
     /// Stores a (re)authentication in one transaction: the connection row, the events, and
     /// the end of any open void period at `now` (its window is then due for backfill).
-    public func saveAuthentication(_ auth: Authentication, now: Date) throws -> AuthenticationSaved {
-        try db.transaction { db in
-            let existing = try db.query("SELECT id, authenticator_user_id, label FROM connections WHERE instance = $1 AND page_id = $2 FOR UPDATE",
-                                        [auth.instance, auth.pageID], label: "lock connection")
-            let id: Int64
-            var previous: String?
-            var closed: VoidPeriod?
-            if existing.count == 1 {
-                id = Int64(try existing[0].int(0)!)
-                let before = try existing[0].string(1)!
-                if before != auth.authenticatorUserID { previous = before }
-                try db.query("""
-                    UPDATE connections SET label = $2, page_name = coalesce($3, page_name), authenticator_user_id = $4,
-                        token_ciphertext = $5, authenticator_name = $6, token_key_id = $7, token_type = $8, scopes = $9,
-                        authenticated_at = $10, fb_expires_at = $11, fb_data_access_expires_at = $12, user_token_expires_at = $13,
-                        updated_at = $10
-                    WHERE id = $1
-                    """, [id, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext, auth.authenticatorName,
-                          auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt, auth.facebookDataAccessExpiresAt,
-                          auth.userTokenExpiresAt],
-                    label: "update connection")
-                let open = try db.query("""
-                    UPDATE void_periods SET ended_at = greatest($2, started_at + interval '1 microsecond')
-                    WHERE connection_id = $1 AND ended_at IS NULL
-                    RETURNING id, cause, cause_detail, started_at, ended_at
-                    """, [id, now], label: "close void period")
-                if open.count == 1 { closed = try VoidPeriod(row: open[0]) }
-                try event(db, id, "reauthenticated", now, cause: closed.map { "closes void period \($0.id) (\($0.cause.rawValue))" })
-                if let previous {
-                    try event(db, id, "authenticator_changed", now, cause: "from user \(previous) to user \(auth.authenticatorUserID)")
+    public func saveAuthentication(_ auth: Authentication, now: Date) async throws -> AuthenticationSaved {
+        try await session.run { db in
+            try db.transaction { db in
+                let existing = try db.query("SELECT id, authenticator_user_id, label FROM connections WHERE instance = $1 AND page_id = $2 FOR UPDATE",
+                                            [auth.instance, auth.pageID], label: "lock connection")
+                let id: Int64
+                var previous: String?
+                var closed: VoidPeriod?
+                if existing.count == 1 {
+                    id = Int64(try existing[0].int(0)!)
+                    let before = try existing[0].string(1)!
+                    if before != auth.authenticatorUserID { previous = before }
+                    try db.query("""
+                        UPDATE connections SET label = $2, page_name = coalesce($3, page_name), authenticator_user_id = $4,
+                            token_ciphertext = $5, authenticator_name = $6, token_key_id = $7, token_type = $8, scopes = $9,
+                            authenticated_at = $10, fb_expires_at = $11, fb_data_access_expires_at = $12, user_token_expires_at = $13,
+                            updated_at = $10
+                        WHERE id = $1
+                        """, [id, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext, auth.authenticatorName,
+                              auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt, auth.facebookDataAccessExpiresAt,
+                              auth.userTokenExpiresAt],
+                        label: "update connection")
+                    let open = try db.query("""
+                        UPDATE void_periods SET ended_at = greatest($2, started_at + interval '1 microsecond')
+                        WHERE connection_id = $1 AND ended_at IS NULL
+                        RETURNING id, cause, cause_detail, started_at, ended_at
+                        """, [id, now], label: "close void period")
+                    if open.count == 1 { closed = try VoidPeriod(row: open[0]) }
+                    try event(db, id, "reauthenticated", now, cause: closed.map { "closes void period \($0.id) (\($0.cause.rawValue))" })
+                    if let previous {
+                        try event(db, id, "authenticator_changed", now, cause: "from user \(previous) to user \(auth.authenticatorUserID)")
+                    }
+                } else {
+                    let inserted = try db.query("""
+                        INSERT INTO connections (instance, page_id, label, page_name, authenticator_user_id, token_ciphertext,
+                            authenticator_name, token_key_id, token_type, scopes, authenticated_at, fb_expires_at,
+                            fb_data_access_expires_at, user_token_expires_at, created_at, updated_at)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $11, $11) RETURNING id
+                        """, [auth.instance, auth.pageID, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext,
+                              auth.authenticatorName, auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt,
+                              auth.facebookDataAccessExpiresAt, auth.userTokenExpiresAt], label: "insert connection")
+                    id = Int64(try inserted[0].int(0)!)
+                    try event(db, id, "authenticated", now, cause: nil)
                 }
-            } else {
-                let inserted = try db.query("""
-                    INSERT INTO connections (instance, page_id, label, page_name, authenticator_user_id, token_ciphertext,
-                        authenticator_name, token_key_id, token_type, scopes, authenticated_at, fb_expires_at,
-                        fb_data_access_expires_at, user_token_expires_at, created_at, updated_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $11, $11) RETURNING id
-                    """, [auth.instance, auth.pageID, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext,
-                          auth.authenticatorName, auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt,
-                          auth.facebookDataAccessExpiresAt, auth.userTokenExpiresAt], label: "insert connection")
-                id = Int64(try inserted[0].int(0)!)
-                try event(db, id, "authenticated", now, cause: nil)
+                return AuthenticationSaved(connectionID: id, reauthenticated: existing.count == 1, previousAuthenticator: previous,
+                                   closedVoidPeriod: closed)
             }
-            return AuthenticationSaved(connectionID: id, reauthenticated: existing.count == 1, previousAuthenticator: previous,
-                               closedVoidPeriod: closed)
         }
     }
 
     /// Opens a void period unless one is open already (a void connection stays void: one
     /// open period, never two). Returns whether it opened one.
     @discardableResult
-    public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) throws -> Bool {
-        try db.transaction { db in
-            let opened = try db.query("""
-                INSERT INTO void_periods (connection_id, cause, cause_detail, started_at) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (connection_id) WHERE ended_at IS NULL DO NOTHING RETURNING id
-                """, [connectionID, cause.rawValue, detail, since], label: "open void period")
-            guard opened.count == 1 else { return false }
-            let kind: String
-            switch cause {
-            case .tokenExpired, .dataAccessExpired: kind = "expired"
-            case .tokenInvalidated: kind = "invalid"
-            case .permissionRevoked, .leadAccessLost: kind = "revoked"
+    public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> Bool {
+        try await session.run { db in
+            try db.transaction { db in
+                let opened = try db.query("""
+                    INSERT INTO void_periods (connection_id, cause, cause_detail, started_at) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (connection_id) WHERE ended_at IS NULL DO NOTHING RETURNING id
+                    """, [connectionID, cause.rawValue, detail, since], label: "open void period")
+                guard opened.count == 1 else { return false }
+                let kind: String
+                switch cause {
+                case .tokenExpired, .dataAccessExpired: kind = "expired"
+                case .tokenInvalidated: kind = "invalid"
+                case .permissionRevoked, .leadAccessLost: kind = "revoked"
+                }
+                try event(db, connectionID, kind, now, cause: "\(cause.rawValue): \(detail)")
+                return true
             }
-            try event(db, connectionID, kind, now, cause: "\(cause.rawValue): \(detail)")
-            return true
         }
     }
 
     /// Records a successful check, once per connection and UTC day (runs come every few
     /// minutes), and what Facebook now says of the Page token's end and of data access.
-    public func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) throws {
-        try db.query("""
-            UPDATE connections SET fb_expires_at = $2, fb_data_access_expires_at = $3
-            WHERE id = $1 AND (fb_expires_at, fb_data_access_expires_at) IS DISTINCT FROM ($2, $3)
-            """, [connectionID, facebookExpiresAt, dataAccessExpiresAt], label: "record token facts")
-        try db.query("""
-            INSERT INTO auth_events (connection_id, kind, occurred_at)
-            SELECT $1, 'verified', $2::timestamptz
-            WHERE NOT EXISTS (SELECT 1 FROM auth_events WHERE connection_id = $1 AND kind = 'verified'
-                              AND occurred_at >= date_trunc('day', $2::timestamptz) AND occurred_at <= $2::timestamptz)
-            """, [connectionID, now], label: "record verified")
+    public func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) async throws {
+        try await session.run { db in
+            try db.query("""
+                UPDATE connections SET fb_expires_at = $2, fb_data_access_expires_at = $3, verified_at = $4 WHERE id = $1
+                """, [connectionID, facebookExpiresAt, dataAccessExpiresAt, now], label: "record token facts")
+            try db.query("""
+                INSERT INTO auth_events (connection_id, kind, occurred_at)
+                SELECT $1, 'verified', $2::timestamptz
+                WHERE NOT EXISTS (SELECT 1 FROM auth_events WHERE connection_id = $1 AND kind = 'verified'
+                                  AND occurred_at >= date_trunc('day', $2::timestamptz) AND occurred_at <= $2::timestamptz)
+                """, [connectionID, now], label: "record verified")
+        }
     }
 
     /// Writes a reminder into the outbox once per connection, kind and cycle. Returns
     /// whether this call wrote it.
     @discardableResult
     public func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date,
-                              now: Date) throws -> Bool {
-        try db.transaction { db in
-            let written = try db.query("""
-                INSERT INTO reminders (connection_id, kind, cycle_started_at, due_at, expires_at, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, kind, cycle_started_at) DO NOTHING RETURNING id
-                """, [connectionID, kind, cycleStartedAt, dueAt, expiresAt, now], label: "write reminder")
-            guard written.count == 1 else { return false }
-            if kind == "reauthentication_due" {
-                try event(db, connectionID, "expiring", now, cause: "reauthentication due by \(UTCTime.iso8601(expiresAt))")
+                              now: Date) async throws -> Bool {
+        try await session.run { db in
+            try db.transaction { db in
+                let written = try db.query("""
+                    INSERT INTO reminders (connection_id, kind, cycle_started_at, due_at, expires_at, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id, kind, cycle_started_at) DO NOTHING RETURNING id
+                    """, [connectionID, kind, cycleStartedAt, dueAt, expiresAt, now], label: "write reminder")
+                guard written.count == 1 else { return false }
+                if kind == "reauthentication_due" {
+                    try event(db, connectionID, "expiring", now, cause: "reauthentication due by \(UTCTime.iso8601(expiresAt))")
+                }
+                return true
             }
-            return true
         }
     }
 
     /// Reminders of the current cycles, oldest first.
-    public func reminders() throws -> [Reminder] {
-        try db.query("""
-            SELECT c.label, c.instance, c.page_id, r.kind, r.due_at, r.expires_at, r.created_at, r.delivered_at
-            FROM reminders r JOIN connections c ON c.id = r.connection_id
-            WHERE r.cycle_started_at = c.authenticated_at ORDER BY r.due_at, c.label
-            """, label: "list reminders").all.map { row in
-            Reminder(connectionLabel: try row.string(0)!, instance: try row.string(1)!, pageID: try row.string(2)!,
-                        kind: try row.string(3)!, dueAt: try row.date(4)!, expiresAt: try row.date(5)!,
-                        createdAt: try row.date(6)!, deliveredAt: try row.date(7))
+    public func reminders() async throws -> [Reminder] {
+        try await session.run { db in
+            try db.query("""
+                SELECT c.label, c.instance, c.page_id, r.kind, r.due_at, r.expires_at, r.created_at, r.delivered_at
+                FROM reminders r JOIN connections c ON c.id = r.connection_id
+                WHERE r.cycle_started_at = c.authenticated_at ORDER BY r.due_at, c.label
+                """, label: "list reminders").all.map { row in
+                Reminder(connectionLabel: try row.string(0)!, instance: try row.string(1)!, pageID: try row.string(2)!,
+                            kind: try row.string(3)!, dueAt: try row.date(4)!, expiresAt: try row.date(5)!,
+                            createdAt: try row.date(6)!, deliveredAt: try row.date(7))
+            }
         }
     }
 
-    public func authEvents(connectionID: Int64) throws -> [AuthEvent] {
-        try db.query("SELECT kind, occurred_at, cause FROM auth_events WHERE connection_id = $1 ORDER BY occurred_at, id",
-                     [connectionID], label: "auth events").all.map { AuthEvent(kind: try $0.string(0)!, at: try $0.date(1)!, cause: try $0.string(2)) }
+    public func authEvents(connectionID: Int64) async throws -> [AuthEvent] {
+        try await session.run { db in
+            try db.query("SELECT kind, occurred_at, cause FROM auth_events WHERE connection_id = $1 ORDER BY occurred_at, id",
+                         [connectionID], label: "auth events").all.map { AuthEvent(kind: try $0.string(0)!, at: try $0.date(1)!, cause: try $0.string(2)) }
+        }
     }
 
-    public func voidPeriods(connectionID: Int64) throws -> [VoidPeriod] {
-        try db.query("SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods WHERE connection_id = $1 ORDER BY started_at",
-                     [connectionID], label: "void periods").all.map(VoidPeriod.init(row:))
+    public func voidPeriods(connectionID: Int64) async throws -> [VoidPeriod] {
+        try await session.run { db in
+            try db.query("SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods WHERE connection_id = $1 ORDER BY started_at",
+                         [connectionID], label: "void periods").all.map(VoidPeriod.init(row:))
+        }
     }
 
     private func event(_ db: PostgresConnection, _ connectionID: Int64, _ kind: String, _ at: Date, cause: String?) throws {
@@ -176,7 +196,8 @@ public struct ConnectionStore: ConnectionRepository {
             tokenType: try row.string("token_type")!, scopes: parseTextArray(try row.string("scopes") ?? "{}"),
             authenticatedAt: try row.date("authenticated_at")!, userTokenExpiresAt: try row.date("user_token_expires_at"),
             facebookExpiresAt: try row.date("fb_expires_at"),
-            facebookDataAccessExpiresAt: try row.date("fb_data_access_expires_at"), openVoidPeriod: void)
+            facebookDataAccessExpiresAt: try row.date("fb_data_access_expires_at"), openVoidPeriod: void,
+            verifiedAt: try row.date("verified_at"))
     }
 }
 

@@ -5,90 +5,109 @@ import LeadFlowPostgres
 /// The rows of `leadflow erase`: tombstones, the leads and rejections to delete, and the
 /// archives an erasure rewrites.
 public struct ErasureStore: ErasureRepository {
-    let db: PostgresConnection
+    /// Every query runs on the session's own thread, never on the cooperative pool.
+    let session: PostgresSession
 
-    public init(_ db: PostgresConnection) {
-        self.db = db
+    public init(_ session: PostgresSession) {
+        self.session = session
     }
 
     /// Advisory lock space for erasures (LeadStore's connection locks use 0x4C46).
     static let erasureLockSpace: Int32 = 0x4C47
 
-    public func lockErasures() throws {
-        try db.query("SELECT pg_advisory_lock($1, 0)", [Int(Self.erasureLockSpace)], label: "lock erasures")
-    }
-
-    public func unlockErasures() throws {
-        try db.query("SELECT pg_advisory_unlock($1, 0)", [Int(Self.erasureLockSpace)], label: "unlock erasures")
-    }
-
-    public func waitForRunsInFlight() throws {
-        for row in try db.query("SELECT id FROM connections ORDER BY id", label: "connections").all {
-            let id = try row.int(0)!
-            try db.query("SELECT pg_advisory_lock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "wait for the connection's run")
-            try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "release the connection")
+    public func lockErasures() async throws {
+        try await session.run { db in
+            _ = try db.query("SELECT pg_advisory_lock($1, 0)", [Int(Self.erasureLockSpace)], label: "lock erasures")
         }
     }
 
-    public func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) throws {
-        for tombstone in tombstones {
+    public func unlockErasures() async throws {
+        try await session.run { db in
+            _ = try db.query("SELECT pg_advisory_unlock($1, 0)", [Int(Self.erasureLockSpace)], label: "unlock erasures")
+        }
+    }
+
+    public func waitForRunsInFlight() async throws {
+        try await session.run { db in
+            for row in try db.query("SELECT id FROM connections ORDER BY id", label: "connections").all {
+                let id = try row.int(0)!
+                try db.query("SELECT pg_advisory_lock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "wait for the connection's run")
+                try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "release the connection")
+            }
+        }
+    }
+
+    public func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) async throws {
+        try await session.run { db in
+            for tombstone in tombstones {
+                try db.query("""
+                    INSERT INTO erasures (subject_kind, subject_hash, instance, requested_at) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (subject_kind, subject_hash, coalesce(instance, '')) DO NOTHING
+                    """, [tombstone.kind, tombstone.hash, instance, at], label: "add tombstone")
+            }
+        }
+    }
+
+    public func leadIDs(email: String?, leadID: String?, instance: String?) async throws -> Set<String> {
+        try await session.run { db in
+            Set(try db.query("""
+                SELECT lead_id FROM leads WHERE (email = $1 OR lead_id = $2) AND ($3::text IS NULL OR instance = $3)
+                UNION SELECT lead_id FROM lead_rejections WHERE lead_id = $2 AND ($3::text IS NULL OR instance = $3)
+                """, [email, leadID, instance], label: "leads of the person").all.compactMap { try $0.string(0) })
+        }
+    }
+
+    public func currentArchives(instance: String?) async throws -> [(id: Int64, path: String)] {
+        try await session.run { db in
             try db.query("""
-                INSERT INTO erasures (subject_kind, subject_hash, instance, requested_at) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (subject_kind, subject_hash, coalesce(instance, '')) DO NOTHING
-                """, [tombstone.kind, tombstone.hash, instance, at], label: "add tombstone")
+                SELECT a.id, a.path FROM archives a JOIN connections c ON c.id = a.connection_id
+                WHERE a.superseded_by IS NULL AND ($1::text IS NULL OR c.instance = $1) ORDER BY a.id
+                """, [instance], label: "current archives").all.map {
+                (Int64(try $0.int(0)!), try $0.string(1)!)
+            }
         }
     }
 
-    public func leadIDs(email: String?, leadID: String?, instance: String?) throws -> Set<String> {
-        Set(try db.query("""
-            SELECT lead_id FROM leads WHERE (email = $1 OR lead_id = $2) AND ($3::text IS NULL OR instance = $3)
-            UNION SELECT lead_id FROM lead_rejections WHERE lead_id = $2 AND ($3::text IS NULL OR instance = $3)
-            """, [email, leadID, instance], label: "leads of the person").all.compactMap { try $0.string(0) })
-    }
-
-    public func currentArchives(instance: String?) throws -> [(id: Int64, path: String)] {
-        try db.query("""
-            SELECT a.id, a.path FROM archives a JOIN connections c ON c.id = a.connection_id
-            WHERE a.superseded_by IS NULL AND ($1::text IS NULL OR c.instance = $1) ORDER BY a.id
-            """, [instance], label: "current archives").all.map {
-            (Int64(try $0.int(0)!), try $0.string(1)!)
+    public func supersededArchivePaths() async throws -> [String] {
+        try await session.run { db in
+            try db.query("SELECT path FROM archives WHERE superseded_by IS NOT NULL", label: "superseded archives").all.map { try $0.string(0)! }
         }
     }
 
-    public func supersededArchivePaths() throws -> [String] {
-        try db.query("SELECT path FROM archives WHERE superseded_by IS NOT NULL", label: "superseded archives").all.map { try $0.string(0)! }
-    }
-
-    public func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) throws {
-        try db.transaction { db in
-            let newID = try db.query("""
-                INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
-                SELECT run_id, connection_id, $2, $3, $4, $5, window_from, window_to, greatest($6, created_at), greatest($6, created_at)
-                FROM archives WHERE id = $1 RETURNING id
-                """, [oldID, new.path, new.sha256, new.bytes, new.members, at], label: "record rewritten archive")[0].int(0)!
-            let superseded = try db.query("UPDATE archives SET superseded_by = $2 WHERE id = $1 AND superseded_by IS NULL RETURNING id",
-                                          [oldID, newID], label: "supersede archive")
-            guard superseded.count == 1 else { throw ArchiveAlreadySuperseded(archiveID: oldID) }
-            try db.query("UPDATE leads SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint leads")
-            try db.query("UPDATE lead_rejections SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint rejections")
+    public func replaceArchive(_ oldID: Int64, with new: ArchivedRun, at: Date) async throws {
+        try await session.run { db in
+            try db.transaction { db in
+                let newID = try db.query("""
+                    INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
+                    SELECT run_id, connection_id, $2, $3, $4, $5, window_from, window_to, greatest($6, created_at), greatest($6, created_at)
+                    FROM archives WHERE id = $1 RETURNING id
+                    """, [oldID, new.path, new.sha256, new.bytes, new.members, at], label: "record rewritten archive")[0].int(0)!
+                let superseded = try db.query("UPDATE archives SET superseded_by = $2 WHERE id = $1 AND superseded_by IS NULL RETURNING id",
+                                              [oldID, newID], label: "supersede archive")
+                guard superseded.count == 1 else { throw ArchiveAlreadySuperseded(archiveID: oldID) }
+                try db.query("UPDATE leads SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint leads")
+                try db.query("UPDATE lead_rejections SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint rejections")
+            }
         }
     }
 
-    public func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) throws -> (leads: Int, rejections: Int) {
-        try db.transaction { db in
-            let array = Array(ids)
-            let leads = try db.query("""
-                WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1) SELECT count(*) FROM d
-                """, [array, instance], label: "delete leads")[0].int(0) ?? 0
-            let rejections = try db.query("""
-                WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1)
-                SELECT count(*) FROM d
-                """, [array, instance], label: "delete rejections")[0].int(0) ?? 0
-            try db.query("""
-                UPDATE erasures SET leads_deleted = leads_deleted + $2, archives_rewritten = archives_rewritten + $3
-                WHERE subject_hash = ANY($1)
-                """, [tombstones, leads + rejections, archivesRewritten], label: "count erasure")
-            return (leads, rejections)
+    public func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) async throws -> (leads: Int, rejections: Int) {
+        try await session.run { db in
+            try db.transaction { db in
+                let array = Array(ids)
+                let leads = try db.query("""
+                    WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1) SELECT count(*) FROM d
+                    """, [array, instance], label: "delete leads")[0].int(0) ?? 0
+                let rejections = try db.query("""
+                    WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1)
+                    SELECT count(*) FROM d
+                    """, [array, instance], label: "delete rejections")[0].int(0) ?? 0
+                try db.query("""
+                    UPDATE erasures SET leads_deleted = leads_deleted + $2, archives_rewritten = archives_rewritten + $3
+                    WHERE subject_hash = ANY($1)
+                    """, [tombstones, leads + rejections, archivesRewritten], label: "count erasure")
+                return (leads, rejections)
+            }
         }
     }
 }

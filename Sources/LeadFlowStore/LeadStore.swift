@@ -4,22 +4,24 @@ import LeadFlowPostgres
 
 /// Runs, forms, watermarks, archives and leads in Postgres.
 public struct LeadStore: LeadRepository {
-    let db: PostgresConnection
+    /// Every query runs on the session's own thread, never on the cooperative pool.
+    let session: PostgresSession
     private let staging = StagingTable()
 
-    public init(_ db: PostgresConnection) {
-        self.db = db
+    public init(_ session: PostgresSession) {
+        self.session = session
     }
 
     /// The session's staging table, created once per session (outside any window's
     /// transaction, so a rolled-back window cannot take it along) and emptied at every
     /// commit. A table created and dropped per window cost catalog rows each time: over
-    /// thousands of windows the bloated catalog slowed every worker down.
-    final class StagingTable {
+    /// thousands of windows the bloated catalog slowed every worker down. Read and set on
+    /// the session's thread only.
+    final class StagingTable: @unchecked Sendable {
         var ready = false
     }
 
-    private func prepareStaging() throws {
+    private func prepareStaging(_ db: PostgresConnection) throws {
         guard !staging.ready else { return }
         if try db.query("SELECT to_regclass('pg_temp.lead_stage') IS NULL", label: "staging table exists")[0].bool(0) == true {
             try db.execute(raw: RawSQL(label: "staging table", """
@@ -34,64 +36,80 @@ public struct LeadStore: LeadRepository {
     /// Advisory lock space for connections (the other key is the connection id).
     static let connectionLockSpace: Int32 = 0x4C46
 
-    public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) throws -> Int64 {
-        Int64(try db.query("""
-            INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-            """, [kind.rawValue, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
-    }
-
-    public func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
-        try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
-                     [runID, status.rawValue, json, at], label: "finish run")
-    }
-
-    public func runningRuns(host: String?) throws -> [(id: Int64, processID: Int32?)] {
-        try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND ($1::text IS NULL OR host = $1)", [host],
-                     label: "running runs").all.map { row in
-            let worker = try row.string(1)
-            return (Int64(try row.int(0)!), worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil })
+    public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64 {
+        try await session.run { db in
+            Int64(try db.query("""
+                INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+                """, [kind.rawValue, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
         }
     }
 
-    public func abandonRun(_ runID: Int64, at: Date) throws {
-        try db.query("UPDATE runs SET status = 'abandoned', finished_at = greatest($2, started_at) WHERE id = $1 AND status = 'running'",
-                     [runID, at], label: "abandon run")
-    }
-
-    public func tryLockConnection(_ connectionID: Int64) throws -> Bool {
-        try db.query("SELECT pg_try_advisory_lock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)],
-                     label: "lock connection")[0].bool(0) ?? false
-    }
-
-    public func unlockConnection(_ connectionID: Int64) throws {
-        try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)], label: "unlock connection")
-    }
-
-    public func watermarks(connectionID: Int64) throws -> [String: Date] {
-        var marks: [String: Date] = [:]
-        for row in try db.query("SELECT form_id, high_water FROM watermarks WHERE connection_id = $1", [connectionID],
-                                label: "read watermarks").all {
-            marks[try row.string(0)!] = try row.date(1)
+    public func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) async throws {
+        try await session.run { db in
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
+            try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
+                         [runID, status.rawValue, json, at], label: "finish run")
         }
-        return marks
     }
 
-    public func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) throws {
-        try db.transaction { db in
-            for form in forms {
-                try db.query("""
-                    INSERT INTO forms (connection_id, form_id, name, status, locale, created_time, first_seen_run_id, last_seen_run_id)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                    ON CONFLICT (connection_id, form_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
-                        locale = EXCLUDED.locale, last_seen_run_id = EXCLUDED.last_seen_run_id
-                    """, [connectionID, form.id, form.name, Self.formStatus(form.status), form.locale,
-                          form.createdTime.flatMap(UTCTime.parse), runID], label: "save form")
-                try db.query("""
-                    INSERT INTO form_snapshots (run_id, connection_id, form_id, taken_at, leads_count, organic_leads_count, expired_leads_count)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, connection_id, form_id) DO NOTHING
-                    """, [runID, connectionID, form.id, at, form.leadsCount ?? 0, form.organicLeadsCount ?? 0, form.expiredLeadsCount ?? 0],
-                    label: "snapshot form")
+    public func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)] {
+        try await session.run { db in
+            try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND ($1::text IS NULL OR host = $1)", [host],
+                         label: "running runs").all.map { row in
+                let worker = try row.string(1)
+                return (Int64(try row.int(0)!), worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil })
+            }
+        }
+    }
+
+    public func abandonRun(_ runID: Int64, at: Date) async throws {
+        try await session.run { db in
+            _ = try db.query("UPDATE runs SET status = 'abandoned', finished_at = greatest($2, started_at) WHERE id = $1 AND status = 'running'",
+                         [runID, at], label: "abandon run")
+        }
+    }
+
+    public func tryLockConnection(_ connectionID: Int64) async throws -> Bool {
+        try await session.run { db in
+            try db.query("SELECT pg_try_advisory_lock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)],
+                         label: "lock connection")[0].bool(0) ?? false
+        }
+    }
+
+    public func unlockConnection(_ connectionID: Int64) async throws {
+        try await session.run { db in
+            _ = try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)], label: "unlock connection")
+        }
+    }
+
+    public func watermarks(connectionID: Int64) async throws -> [String: Date] {
+        try await session.run { db in
+            var marks: [String: Date] = [:]
+            for row in try db.query("SELECT form_id, high_water FROM watermarks WHERE connection_id = $1", [connectionID],
+                                    label: "read watermarks").all {
+                marks[try row.string(0)!] = try row.date(1)
+            }
+            return marks
+        }
+    }
+
+    public func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) async throws {
+        try await session.run { db in
+            try db.transaction { db in
+                for form in forms {
+                    try db.query("""
+                        INSERT INTO forms (connection_id, form_id, name, status, locale, created_time, first_seen_run_id, last_seen_run_id)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                        ON CONFLICT (connection_id, form_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
+                            locale = EXCLUDED.locale, last_seen_run_id = EXCLUDED.last_seen_run_id
+                        """, [connectionID, form.id, form.name, Self.formStatus(form.status), form.locale,
+                              form.createdTime.flatMap(UTCTime.parse), runID], label: "save form")
+                    try db.query("""
+                        INSERT INTO form_snapshots (run_id, connection_id, form_id, taken_at, leads_count, organic_leads_count, expired_leads_count)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id, connection_id, form_id) DO NOTHING
+                        """, [runID, connectionID, form.id, at, form.leadsCount ?? 0, form.organicLeadsCount ?? 0, form.expiredLeadsCount ?? 0],
+                        label: "snapshot form")
+                }
             }
         }
     }
@@ -101,12 +119,14 @@ public struct LeadStore: LeadRepository {
         ["ACTIVE", "ARCHIVED", "DELETED", "DRAFT"].contains(status) ? status : "ACTIVE"
     }
 
-    public func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) throws -> Int64 {
-        Int64(try db.query("""
-            INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id
-            """, [runID, connectionID, archive.path, archive.sha256, archive.bytes, archive.members, windowFrom, windowTo, at],
-            label: "save archive")[0].int(0)!)
+    public func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) async throws -> Int64 {
+        try await session.run { db in
+            Int64(try db.query("""
+                INSERT INTO archives (run_id, connection_id, path, sha256, bytes, members, window_from, window_to, created_at, verified_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id
+                """, [runID, connectionID, archive.path, archive.sha256, archive.bytes, archive.members, windowFrom, windowTo, at],
+                label: "save archive")[0].int(0)!)
+        }
     }
 
     /// Above this many leads of the window already in the table, the window goes through
@@ -114,14 +134,16 @@ public struct LeadStore: LeadRepository {
     /// through staging anyway).
     static let directLoadLimit = 200_000
 
-    public func loadWindow(_ batch: WindowBatch) throws -> LoadCounts {
-        try prepareStaging()
-        do {
-            return try db.transaction { db in try loadWindow(db, batch, direct: true) }
-        } catch let error as PostgresError where error.sqlState == "23505" {
-            // A new lead of this window was in the table after all (under another form, or
-            // twice in the window): the whole window again, through staging.
-            return try db.transaction { db in try loadWindow(db, batch, direct: false) }
+    public func loadWindow(_ batch: WindowBatch) async throws -> LoadCounts {
+        try await session.run { db in
+            try prepareStaging(db)
+            do {
+                return try db.transaction { db in try loadWindow(db, batch, direct: true) }
+            } catch let error as PostgresError where error.sqlState == "23505" {
+                // A new lead of this window was in the table after all (under another form, or
+                // twice in the window): the whole window again, through staging.
+                return try db.transaction { db in try loadWindow(db, batch, direct: false) }
+            }
         }
     }
 
@@ -267,27 +289,35 @@ public struct LeadStore: LeadRepository {
         return (try result.int(0) ?? 0, try result.int(1) ?? 0)
     }
 
-    public func erasureHashes(instance: String) throws -> Set<String> {
-        Set(try db.query("SELECT subject_hash FROM erasures WHERE instance IS NULL OR instance = $1", [instance],
-                         label: "erasure tombstones").all.map { try $0.string(0)! })
+    public func erasureHashes(instance: String) async throws -> Set<String> {
+        try await session.run { db in
+            Set(try db.query("SELECT subject_hash FROM erasures WHERE instance IS NULL OR instance = $1", [instance],
+                             label: "erasure tombstones").all.map { try $0.string(0)! })
+        }
     }
 
-    public func voidPeriodsAwaitingBackfill(connectionID: Int64) throws -> [VoidPeriod] {
-        try db.query("""
-            SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods
-            WHERE connection_id = $1 AND ended_at IS NOT NULL AND backfilled_at IS NULL ORDER BY started_at
-            """, [connectionID], label: "void periods awaiting backfill").all.map(VoidPeriod.init(row:))
+    public func voidPeriodsAwaitingBackfill(connectionID: Int64) async throws -> [VoidPeriod] {
+        try await session.run { db in
+            try db.query("""
+                SELECT id, cause, cause_detail, started_at, ended_at FROM void_periods
+                WHERE connection_id = $1 AND ended_at IS NOT NULL AND backfilled_at IS NULL ORDER BY started_at
+                """, [connectionID], label: "void periods awaiting backfill").all.map(VoidPeriod.init(row:))
+        }
     }
 
-    public func backfilledForms(voidPeriodID: Int64) throws -> Set<String> {
-        Set(try db.query("SELECT form_id FROM backfill_windows WHERE void_period_id = $1", [voidPeriodID],
-                         label: "backfilled forms").all.map { try $0.string(0)! })
+    public func backfilledForms(voidPeriodID: Int64) async throws -> Set<String> {
+        try await session.run { db in
+            Set(try db.query("SELECT form_id FROM backfill_windows WHERE void_period_id = $1", [voidPeriodID],
+                             label: "backfilled forms").all.map { try $0.string(0)! })
+        }
     }
 
-    public func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) throws {
-        try db.query("""
-            UPDATE void_periods SET backfill_run_id = $2, backfilled_at = greatest($3, ended_at) WHERE id = $1 AND backfilled_at IS NULL
-            """, [voidPeriodID, runID, at], label: "mark backfilled")
+    public func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) async throws {
+        try await session.run { db in
+            _ = try db.query("""
+                UPDATE void_periods SET backfill_run_id = $2, backfilled_at = greatest($3, ended_at) WHERE id = $1 AND backfilled_at IS NULL
+                """, [voidPeriodID, runID, at], label: "mark backfilled")
+        }
     }
 
 }

@@ -27,9 +27,12 @@ public struct ProcessResult: Sendable {
     public let stderr: String
 }
 
+/// Runs a program to its end. The wait happens on a thread of its own: tests run in
+/// parallel on Swift's cooperative pool (two threads here), and a test blocked in waitpid
+/// for seconds would hold one of them, starving every other test's awaits.
 public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                       input: Data? = nil, in directory: URL? = nil) throws -> ProcessResult {
-    try SpawnedProcess(executable, arguments, environment: environment, input: input, in: directory).wait()
+                       input: Data? = nil, in directory: URL? = nil) async throws -> ProcessResult {
+    try await SpawnedProcess(executable, arguments, environment: environment, input: input, in: directory).exit()
 }
 
 /// A child process started with posix_spawn and reaped with waitpid, its input and output
@@ -71,6 +74,15 @@ public final class SpawnedProcess: @unchecked Sendable {
         (try? String(contentsOf: folder.appendingPathComponent("stderr"), encoding: .utf8)) ?? ""
     }
 
+    /// Waits for the exit on a thread of its own (see `runProgram`).
+    @discardableResult
+    public func exit() async -> ProcessResult {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: self.wait()) }
+            thread.start()
+        }
+    }
+
     /// Waits for the exit (once; later calls return the same result) and removes the files.
     @discardableResult
     public func wait() -> ProcessResult {
@@ -104,7 +116,20 @@ public enum LeadFlowBinary {
         return env
     }
 
-    public static func run(_ arguments: [String], environment: [String: String], input: String? = nil) throws -> ProcessResult {
-        try runProgram(path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+    public static func run(_ arguments: [String], environment: [String: String], input: String? = nil) async throws -> ProcessResult {
+        try await runProgram(path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+    }
+}
+
+extension Process {
+    /// Waits for the exit on a thread of its own (see `runProgram`).
+    public func exited() async {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                self.waitUntilExit()
+                continuation.resume()
+            }
+            thread.start()
+        }
     }
 }

@@ -21,13 +21,15 @@ extension LeadFlow {
             func run() async throws {
                 common.bootstrapLogging()
                 do {
-                    let wiring = try Wiring()
-                    let rows = try wiring.database.query("""
-                        SELECT a.id, c.label, a.run_id, a.path, a.members, a.bytes, a.created_at
-                        FROM archives a JOIN connections c ON c.id = a.connection_id WHERE a.superseded_by IS NULL ORDER BY a.id
-                        """, label: "list archives").all.map { row in
-                        [String(try row.int(0)!), try row.string(1)!, String(try row.int(2)!), try row.string(3)!,
-                         String(try row.int(4)!), String(try row.int(5)!), UTCTime.iso8601(try row.date(6)!)]
+                    let wiring = try await Wiring()
+                    let rows = try await wiring.database.run { db in
+                        try db.query("""
+                            SELECT a.id, c.label, a.run_id, a.path, a.members, a.bytes, a.created_at
+                            FROM archives a JOIN connections c ON c.id = a.connection_id WHERE a.superseded_by IS NULL ORDER BY a.id
+                            """, label: "list archives").all.map { row in
+                            [String(try row.int(0)!), try row.string(1)!, String(try row.int(2)!), try row.string(3)!,
+                             String(try row.int(4)!), String(try row.int(5)!), UTCTime.iso8601(try row.date(6)!)]
+                        }
                     }
                     FileHandle.standardOutput.write(Data(TextTable.render(["id", "connection", "run", "path", "members", "bytes", "created"], rows).utf8))
                 } catch {
@@ -54,10 +56,13 @@ extension LeadFlow {
                 var targets: [(URL, String?)] = files.map { (URL(fileURLWithPath: $0), nil) }
                 if all {
                     do {
-                        let wiring = try Wiring()
-                        targets = try wiring.database.query("SELECT path, sha256 FROM archives WHERE superseded_by IS NULL ORDER BY id",
-                                                            label: "archives to verify").all.map {
-                            (wiring.environment.home.appendingPathComponent(try $0.string(0)!), try $0.string(1))
+                        let wiring = try await Wiring()
+                        let home = wiring.environment.home
+                        targets = try await wiring.database.run { db in
+                            try db.query("SELECT path, sha256 FROM archives WHERE superseded_by IS NULL ORDER BY id",
+                                         label: "archives to verify").all.map {
+                                (home.appendingPathComponent(try $0.string(0)!), try $0.string(1))
+                            }
                         }
                     } catch {
                         throw ExitStatus.report(error)

@@ -50,7 +50,7 @@ extension LeadFlow {
             let summary: RunStage.Summary
             do {
                 let pipeline = try pipelineOption.load()
-                let wiring = try Wiring(pipeline: pipeline)
+                let wiring = try await Wiring(pipeline: pipeline)
                 var window: LeadWindow?
                 if let since = since.flatMap(UTCTime.parse) {
                     let end = min(until.flatMap(UTCTime.parse) ?? wiring.now, wiring.now)

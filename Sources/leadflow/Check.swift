@@ -24,7 +24,7 @@ extension LeadFlow {
             common.bootstrapLogging()
             let results: [PreflightStage.Result]
             do {
-                let wiring = try Wiring(pipeline: try pipelineOption.load())
+                let wiring = try await Wiring(pipeline: try pipelineOption.load())
                 let stage = PreflightStage(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                            settings: try wiring.validationSettings())
                 results = try await stage.checkAll(now: wiring.now)

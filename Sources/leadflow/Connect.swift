@@ -68,7 +68,7 @@ extension LeadFlow {
             let outcomes: [Connector.PageOutcome]
             do {
                 let token = try Self.readToken()
-                let wiring = try Wiring(pipeline: try pipelineOption.load())
+                let wiring = try await Wiring(pipeline: try pipelineOption.load())
                 let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                           settings: try wiring.validationSettings())
                 outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,

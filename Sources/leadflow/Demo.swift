@@ -56,12 +56,13 @@ extension LeadFlow {
                 let conninfo = cluster.conninfo(database: "leadflow_demo")
                 let database = try PostgresConnection(conninfo: conninfo)
                 try Migrator().migrate(database, now: plan.start)
+                let session = try await PostgresSession.connect(conninfo: conninfo)
                 say("Postgres: \(cluster.dataDirectory.path) (database leadflow_demo)\n")
 
-                let outcome = try await DemoRunner(scenario: graphScenario, plan: plan, database: database, home: demoHome).run(say: say)
+                let outcome = try await DemoRunner(scenario: graphScenario, plan: plan, database: session, home: demoHome).run(say: say)
 
                 say("\n== Status on \(UTCTime.iso8601(outcome.now)) ==\n")
-                say(Status.table(try Status.rows(database, policy: outcome.pipeline.tokenPolicy, now: outcome.now)))
+                say(Status.table(try await Status.rows(session, policy: outcome.pipeline.tokenPolicy, now: outcome.now)))
                 let report = GapReport.build(try GapStore(database).facts(instance: nil, now: outcome.now),
                                              policy: outcome.pipeline.tokenPolicy, now: outcome.now)
                 say("== " + report.render(.table))

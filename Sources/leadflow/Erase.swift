@@ -48,12 +48,12 @@ extension LeadFlow {
                     email = line
                 }
                 let pipeline = try pipelineOption.load()
-                let wiring = try Wiring(pipeline: pipeline)
+                let wiring = try await Wiring(pipeline: pipeline)
                 let eraser = Eraser(repository: ErasureStore(wiring.database),
                                     archiver: TarArchiver(home: wiring.environment.home, folder: pipeline.archive.folder,
                                                           compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
                                     sealer: try TokenVault.open(keyFile: wiring.environment.keyFile))
-                let summary = try eraser.erase(email: email, leadID: leadID, instance: instance, now: wiring.now)
+                let summary = try await eraser.erase(email: email, leadID: leadID, instance: instance, now: wiring.now)
                 printErr("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
                          + "\(summary.rawLeadsRemoved) raw lead\(summary.rawLeadsRemoved == 1 ? "" : "s") removed from \(summary.archivesRewritten) archive\(summary.archivesRewritten == 1 ? "" : "s"); "
                          + "a tombstone keeps them out of later runs and backfills\n")

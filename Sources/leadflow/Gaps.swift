@@ -49,8 +49,9 @@ extension LeadFlow {
         func run() async throws {
             common.bootstrapLogging()
             do {
-                let wiring = try Wiring(pipeline: try pipelineOption.load())
-                let facts = try GapStore(wiring.database).facts(instance: instance, now: wiring.now)
+                let wiring = try await Wiring(pipeline: try pipelineOption.load())
+                let (instance, now) = (instance, wiring.now)
+                let facts = try await wiring.database.run { try GapStore($0).facts(instance: instance, now: now) }
                 let report = GapReport.build(facts, policy: wiring.pipeline.tokenPolicy, now: wiring.now,
                                              from: from.flatMap(UTCTime.parse), to: to.flatMap(UTCTime.parse))
                 let text = report.render(format)

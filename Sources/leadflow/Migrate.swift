@@ -25,9 +25,9 @@ extension LeadFlow {
             let environment = Environment()
             do {
                 let now = try environment.now()
-                let (connection, cluster, _) = try Wiring.openDatabase(environment, logger: Logger(label: "leadflow"))
+                let (session, cluster, _) = try await Wiring.openDatabase(environment, logger: Logger(label: "leadflow"))
                 defer { withExtendedLifetime(cluster) {} }
-                let outcome = try Migrator().migrate(connection, now: now)
+                let outcome = try await session.run { try Migrator().migrate($0, now: now) }
                 let message = outcome.applied.isEmpty
                     ? "schema is current (version \(outcome.version))"
                     : "applied migration\(outcome.applied.count == 1 ? "" : "s") \(outcome.applied.map(String.init).joined(separator: ", ")); schema is at version \(outcome.version)"

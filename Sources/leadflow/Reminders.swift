@@ -31,25 +31,25 @@ extension LeadFlow {
             common.bootstrapLogging()
             let reminders: [Reminder]
             do {
-                let wiring = try Wiring(pipeline: try pipelineOption.load())
+                let wiring = try await Wiring(pipeline: try pipelineOption.load())
                 let store = wiring.connections
                 let policy = try wiring.validationSettings().policy
-                for record in try store.all() {
+                for record in try await store.all() {
                     let evaluation = record.evaluate(policy, now: wiring.now)
                     switch evaluation.status {
                     case .healthy:
                         continue
                     case .reminderDue:
-                        try store.writeReminder(connectionID: record.id, kind: "reauthentication_due", cycleStartedAt: record.authenticatedAt,
+                        try await store.writeReminder(connectionID: record.id, kind: "reauthentication_due", cycleStartedAt: record.authenticatedAt,
                                                 dueAt: evaluation.reminderAt, expiresAt: evaluation.expiresAt, now: wiring.now)
                     case .expired:
-                        try store.writeReminder(connectionID: record.id, kind: "reauthentication_due", cycleStartedAt: record.authenticatedAt,
+                        try await store.writeReminder(connectionID: record.id, kind: "reauthentication_due", cycleStartedAt: record.authenticatedAt,
                                                 dueAt: evaluation.reminderAt, expiresAt: evaluation.expiresAt, now: wiring.now)
-                        try store.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
+                        try await store.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
                                                 dueAt: evaluation.expiresAt, expiresAt: evaluation.expiresAt, now: wiring.now)
                     }
                 }
-                reminders = try store.reminders()
+                reminders = try await store.reminders()
             } catch {
                 throw ExitStatus.report(error)
             }

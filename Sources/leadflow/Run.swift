@@ -50,7 +50,7 @@ extension LeadFlow {
             let summary: RunStage.Summary
             do {
                 let pipeline = try pipelineOption.load()
-                let wiring = try Wiring(pipeline: pipeline)
+                let wiring = try await Wiring(pipeline: pipeline)
                 summary = try await wiring.runStage(workers: workerOptions.settings(pipeline)).run(now: wiring.now, progress: progressReporter(label: "leadflow.run"))
             } catch {
                 throw ExitStatus.report(error)

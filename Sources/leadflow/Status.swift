@@ -43,8 +43,8 @@ extension LeadFlow {
             common.bootstrapLogging()
             let rows: [Row]
             do {
-                let wiring = try Wiring(pipeline: try pipelineOption.load())
-                rows = try Self.rows(wiring.database, policy: try wiring.validationSettings().policy, now: wiring.now)
+                let wiring = try await Wiring(pipeline: try pipelineOption.load())
+                rows = try await Self.rows(wiring.database, policy: try wiring.validationSettings().policy, now: wiring.now)
             } catch {
                 throw ExitStatus.report(error)
             }
@@ -59,9 +59,9 @@ extension LeadFlow {
         }
 
         /// Every connection's state at `now` under `policy`.
-        static func rows(_ db: PostgresConnection, policy: TokenPolicy, now: Date) throws -> [Row] {
-            let loaded = try leadCounts(db)
-            return try ConnectionStore(db).all().map { record in
+        static func rows(_ database: PostgresSession, policy: TokenPolicy, now: Date) async throws -> [Row] {
+            let loaded = try await database.run { try leadCounts($0) }
+            return try await ConnectionStore(database).all().map { record in
                 let evaluation = record.evaluate(policy, now: now)
                 let status: String
                 if record.openVoidPeriod != nil {
@@ -96,11 +96,16 @@ extension LeadFlow {
                             $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
         }
 
+        struct LoadedLeads: Sendable {
+            let count: Int
+            let last: Date?
+        }
+
         /// Leads loaded per connection, and the last load.
-        static func leadCounts(_ db: PostgresConnection) throws -> [Int64: (count: Int, last: Date?)] {
-            var counts: [Int64: (count: Int, last: Date?)] = [:]
+        static func leadCounts(_ db: PostgresConnection) throws -> [Int64: LoadedLeads] {
+            var counts: [Int64: LoadedLeads] = [:]
             for row in try db.query("SELECT connection_id, count(*), max(loaded_at) FROM leads GROUP BY connection_id", label: "lead counts").all {
-                counts[Int64(try row.int(0)!)] = (try row.int(1) ?? 0, try row.date(2))
+                counts[Int64(try row.int(0)!)] = LoadedLeads(count: try row.int(1) ?? 0, last: try row.date(2))
             }
             return counts
         }

@@ -13,7 +13,8 @@ import Logging
 struct Wiring {
     let environment: Environment
     let now: Date
-    let database: PostgresConnection
+    /// The command's own session (its queries run on the session's thread).
+    let database: PostgresSession
     /// How to open another session on the same database (the crew's lanes).
     let conninfo: String
     /// LeadFlow's own Postgres when DATABASE_URL is unset; stopped when the command ends.
@@ -22,24 +23,25 @@ struct Wiring {
     let pipeline: Pipeline
 
     init(environment: Environment = Environment(), pipeline: Pipeline = Pipeline(name: "built-in defaults"),
-         logger: Logger = Logger(label: "leadflow")) throws {
+         logger: Logger = Logger(label: "leadflow")) async throws {
         self.environment = environment
         self.pipeline = pipeline
         self.logger = logger
         now = try environment.now()
-        (database, cluster, conninfo) = try Self.openDatabase(environment, logger: logger)
+        (database, cluster, conninfo) = try await Self.openDatabase(environment, logger: logger)
         // Every command that touches the database brings its schema up to date first;
         // an advisory lock makes this safe from many workers at once.
-        try Migrator(logger: logger).migrate(database, now: now)
+        let now = now
+        try await database.run { try Migrator(logger: logger).migrate($0, now: now) }
     }
 
     /// DATABASE_URL's database, or LeadFlow's own cluster under LEADFLOW_HOME when it is unset.
-    static func openDatabase(_ environment: Environment, logger: Logger) throws -> (PostgresConnection, EmbeddedCluster?, String) {
+    static func openDatabase(_ environment: Environment, logger: Logger) async throws -> (PostgresSession, EmbeddedCluster?, String) {
         if let url = environment.databaseURL {
-            return (try PostgresConnection(conninfo: url, logger: logger), nil, url)
+            return (try await PostgresSession.connect(conninfo: url, logger: logger), nil, url)
         }
         let cluster = try EmbeddedCluster.start(home: environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
-        return (try PostgresConnection(conninfo: cluster.conninfo, logger: logger), cluster, cluster.conninfo)
+        return (try await PostgresSession.connect(conninfo: cluster.conninfo, logger: logger), cluster, cluster.conninfo)
     }
 
     var connections: ConnectionStore { ConnectionStore(database) }
@@ -74,16 +76,18 @@ struct Wiring {
         let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
         let crew = workers.map { workers in
             Crew(settings: workers, makeLane: {
-                let session = try PostgresConnection(conninfo: laneConninfo, logger: laneLogger)
+                let session = try PostgresSession(conninfo: laneConninfo, logger: laneLogger)
                 // A worker frozen inside a transaction (stopped, swapped out) would hold its
                 // connection's row lock past its lease; Postgres ends such a session instead.
-                try session.query("SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
-                                  [String(workers.lease.milliseconds)], label: "idle transaction timeout")
+                try session.runBlocking {
+                    try $0.query("SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+                                 [String(workers.lease.milliseconds)], label: "idle transaction timeout")
+                }
                 return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
                                                  archiver: archiver, sealer: sealer, pipeline: lanePipeline, settings: settings,
                                                  spoolRoot: spoolRoot),
                                  queue: WorkQueueStore(session))
-            }, makeQueue: { WorkQueueStore(try PostgresConnection(conninfo: laneConninfo, logger: laneLogger)) })
+            }, makeQueue: { WorkQueueStore(try PostgresSession(conninfo: laneConninfo, logger: laneLogger)) })
         }
         return RunStage(graph: graph, connections: connections, leads: LeadStore(database), archiver: archiver, sealer: sealer,
                         pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew)

@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test(arguments: [ArchiveCompression.zstd, .gzip])
-    func theAdapterReadsBackExactlyWhatItWrote(compression: ArchiveCompression) throws {
+    func theAdapterReadsBackExactlyWhatItWrote(compression: ArchiveCompression) async throws {
         let url = try writeArchive(compression)
         let reader = try ArchiveReader(url: url)
         var read: [(String, Data)] = []
@@ -49,15 +49,15 @@ import Testing
     }
 
     @Test(arguments: ["tar", "bsdtar"])
-    func gnuTarAndBsdtarListAndExtractIt(tool: String) throws {
+    func gnuTarAndBsdtarListAndExtractIt(tool: String) async throws {
         let url = try writeArchive(.zstd)
-        let listing = try runProgram(tool, ["-tf", url.path])
+        let listing = try await runProgram(tool, ["-tf", url.path])
         #expect(listing.status == 0, "\(listing.stderr)")
         #expect(listing.stdout.split(separator: "\n").map(String.init) == (try members()).map(\.name))
 
         let target = folder.appendingPathComponent("extracted-\(tool)")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-        let extraction = try runProgram(tool, ["-xf", url.path, "-C", target.path])
+        let extraction = try await runProgram(tool, ["-xf", url.path, "-C", target.path])
         #expect(extraction.status == 0, "\(extraction.stderr)")
         for (name, data) in try members() {
             #expect(try Data(contentsOf: target.appendingPathComponent(name)) == data, "\(name)")
@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test(arguments: [ArchiveCompression.zstd, .gzip, .none])
-    func aTruncatedArchiveIsCorruptNotShorter(compression: ArchiveCompression) throws {
+    func aTruncatedArchiveIsCorruptNotShorter(compression: ArchiveCompression) async throws {
         let url = try writeArchive(compression)
         let whole = try Data(contentsOf: url)
         for keep in [whole.count / 2, whole.count - 700] {
@@ -76,7 +76,7 @@ import Testing
         }
     }
 
-    @Test func aWriterDroppedBeforePublishLeavesNothingBehind() throws {
+    @Test func aWriterDroppedBeforePublishLeavesNothingBehind() async throws {
         let url = folder.appendingPathComponent("abandoned.tar.zst")
         do {
             let writer = try ArchiveWriter(publishingTo: url)
@@ -87,13 +87,13 @@ import Testing
     }
 
     @Test(arguments: ["../escape.json", "/etc/passwd", "a//b", "./a", "", "a/../../b"])
-    func unsafeMemberNamesAreRefused(name: String) throws {
+    func unsafeMemberNamesAreRefused(name: String) async throws {
         let writer = try ArchiveWriter(publishingTo: folder.appendingPathComponent("x.tar.zst"))
         let error = #expect(throws: ArchiveError.self) { try writer.addFile(named: name, contents: Data()) }
         #expect(error?.kind == .invalidMember)
     }
 
-    @Test func publishingReplacesNothingHalfWritten() throws {
+    @Test func publishingReplacesNothingHalfWritten() async throws {
         // Two writers for the same final name: each publish is a whole archive.
         let url = folder.appendingPathComponent("same.tar.zst")
         for round in 1...2 {

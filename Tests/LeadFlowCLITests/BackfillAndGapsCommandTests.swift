@@ -30,25 +30,25 @@ import Testing
         home = try Repository.temporaryFolder("gapscmd")
     }
 
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
+    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
         fake.now = Self.day(n)
-        return try LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+        return try await LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
                                       environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
                                                                               now: Self.day(n)), input: input)
     }
 
-    @Test func aVoidPeriodIsReportedThenBackfilledThenRecovered() throws {
-        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0,
+    @Test func aVoidPeriodIsReportedThenBackfilledThenRecovered() async throws {
+        #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0,
                              input: "EAAB-gaps-user-one\n").status == 0)
-        #expect(try leadflow(["run"], day: 10).status == 0)
+        #expect(try await leadflow(["run"], day: 10).status == 0)
         // Day 25: data access ended on day 20. The run says so with exit 2.
-        let voidRun = try leadflow(["run"], day: 25)
+        let voidRun = try await leadflow(["run"], day: 25)
         #expect(voidRun.status == 2, "\(voidRun.stderr)")
         #expect(voidRun.stderr.contains("void (data_access_expired)"))
         let db = try PostgresConnection(conninfo: databaseURL)
         #expect(try db.query("SELECT status FROM runs ORDER BY id DESC LIMIT 1")[0].string(0) == "partial", "a void connection makes the run partial")
 
-        let open = try JSONSerialization.jsonObject(with: Data(try leadflow(["gaps", "--format", "json"], day: 25).stdout.utf8)) as! [String: Any]
+        let open = try JSONSerialization.jsonObject(with: Data(try await leadflow(["gaps", "--format", "json"], day: 25).stdout.utf8)) as! [String: Any]
         let connection = (open["connections"] as! [[String: Any]])[0]
         #expect(connection["status"] as? String == "void")
         #expect(connection["reminder"] as? String == "overdue")
@@ -64,36 +64,36 @@ import Testing
         #expect(period["missing_is_estimate"] as? Bool == true)
 
         // Reauthentication on day 30; automatic backfill is off in this pipeline, so the period waits.
-        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 30,
+        #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 30,
                              input: "EAAB-gaps-user-two\n").status == 0)
-        let csv = try leadflow(["gaps", "--format", "csv"], day: 30).stdout
+        let csv = try await leadflow(["gaps", "--format", "csv"], day: 30).stdout
         #expect(csv.contains(",awaiting_backfill,"))
 
-        let backfill = try leadflow(["backfill", "--all"], day: 30.5)
+        let backfill = try await leadflow(["backfill", "--all"], day: 30.5)
         #expect(backfill.status == 0, "\(backfill.stderr)")
         #expect(backfill.stderr.contains("backfill of void period 1"))
         let inPeriod = fake.allVisibleLeads().filter { $0.createdAt! >= Self.day(20) && $0.createdAt! < Self.day(30) }.count
         #expect(try db.query("SELECT count(*) FROM leads WHERE created_at >= $1 AND created_at < $2", [Self.day(20), Self.day(30)])[0].int(0) == inPeriod)
 
-        let table = try leadflow(["gaps"], day: 31)
+        let table = try await leadflow(["gaps"], day: 31)
         #expect(table.status == 0)
         #expect(table.stdout.contains("recovered"))
         #expect(table.stdout.contains("data_access_expired"))
-        let markdown = try leadflow(["gaps", "--format", "md", "--instance", "acme"], day: 31).stdout
+        let markdown = try await leadflow(["gaps", "--format", "md", "--instance", "acme"], day: 31).stdout
         #expect(markdown.contains("| 1 | data_access_expired | \(UTCTime.iso8601(Self.day(20))) | \(UTCTime.iso8601(Self.day(30))) | 10 d 0 h | \(inPeriod) | 0 | 0 | recovered |"))
         let htmlFile = home.appendingPathComponent("report/gap-report.html")
         try FileManager.default.createDirectory(at: htmlFile.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let html = try leadflow(["gaps", "--format", "html", "--output", htmlFile.path], day: 31)
+        let html = try await leadflow(["gaps", "--format", "html", "--output", htmlFile.path], day: 31)
         #expect(html.status == 0, "\(html.stderr)")
         #expect(try String(contentsOf: htmlFile, encoding: .utf8).contains("<svg class=\"timeline\""))
         // Another instance's report is empty, not an error.
-        #expect(try leadflow(["gaps", "--format", "csv", "--instance", "other"], day: 31).stdout.split(separator: "\r\n").count == 1)
+        #expect(try await leadflow(["gaps", "--format", "csv", "--instance", "other"], day: 31).stdout.split(separator: "\r\n").count == 1)
     }
 
-    @Test func badArgumentsExit64() throws {
-        #expect(try leadflow(["backfill"], day: 1).status == 64)
-        #expect(try leadflow(["backfill", "--all", "--since", "yesterday"], day: 1).status == 64)
-        #expect(try leadflow(["backfill", "--connection", "nobody"], day: 1).status == 64)
-        #expect(try leadflow(["gaps", "--format", "xml"], day: 1).status == 64)
+    @Test func badArgumentsExit64() async throws {
+        #expect(try await leadflow(["backfill"], day: 1).status == 64)
+        #expect(try await leadflow(["backfill", "--all", "--since", "yesterday"], day: 1).status == 64)
+        #expect(try await leadflow(["backfill", "--connection", "nobody"], day: 1).status == 64)
+        #expect(try await leadflow(["gaps", "--format", "xml"], day: 1).status == 64)
     }
 }

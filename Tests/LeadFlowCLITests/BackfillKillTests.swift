@@ -34,18 +34,18 @@ import Testing
         LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n))
     }
 
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
+    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
         fake.now = Self.day(n)
-        return try LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
+        return try await LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
                                       environment: environment(day: n), input: input)
     }
 
-    @Test func aKilledBackfillResumesAndEndsIdenticalToAnUninterruptedOne() throws {
+    @Test func aKilledBackfillResumesAndEndsIdenticalToAnUninterruptedOne() async throws {
         let connect = ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"]
-        #expect(try leadflow(connect, day: 0, input: "EAAB-kill-backfill-one\n").status == 0)
-        #expect(try leadflow(["run"], day: 10).status == 0)
-        #expect(try leadflow(["run"], day: 25).status == 2)
-        #expect(try leadflow(connect, day: 30, input: "EAAB-kill-backfill-two\n").status == 0)
+        #expect(try await leadflow(connect, day: 0, input: "EAAB-kill-backfill-one\n").status == 0)
+        #expect(try await leadflow(["run"], day: 10).status == 0)
+        #expect(try await leadflow(["run"], day: 25).status == 2)
+        #expect(try await leadflow(connect, day: 30, input: "EAAB-kill-backfill-two\n").status == 0)
 
         fake.now = Self.day(30.5)
         let env = environment(day: 30.5)
@@ -61,11 +61,11 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: Double.random(in: 0.05...(0.2 + Double(round) * 0.15), using: &generator))
+            try await Task.sleep(for: .seconds(Double.random(in: 0.05...(0.2 + Double(round) * 0.15), using: &generator)))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exited()
         }
-        let final = try runProgram(LeadFlowBinary.path, arguments, environment: env)
+        let final = try await runProgram(LeadFlowBinary.path, arguments, environment: env)
         #expect(final.status == 0, "\(final.stderr)")
 
         // Identical to an uninterrupted backfill: the leads before the void, and the void

@@ -27,22 +27,22 @@ import Testing
         home = try Repository.temporaryFolder("clihome")
     }
 
-    func run(_ arguments: [String], day: Double, input: String? = nil) throws -> ProcessResult {
+    func run(_ arguments: [String], day: Double, input: String? = nil) async throws -> ProcessResult {
         let instant = Self.day0.addingTimeInterval(day * 86_400)
         fake.now = instant
-        return try LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
+        return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
                                                                                          graphURL: fake.baseURL, now: instant), input: input)
     }
 
-    @Test func aTokenGivenAsAnArgumentIsRefused() throws {
-        let result = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--token", Self.token], day: 0)
+    @Test func aTokenGivenAsAnArgumentIsRefused() async throws {
+        let result = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--token", Self.token], day: 0)
         #expect(result.status == 64)
         #expect(result.stderr.contains("never pass a token as an argument"))
         #expect(!result.stderr.contains(Self.token))
     }
 
-    @Test mutating func connectStatusRemindersAndCheckAcrossACycle() throws {
-        let connect = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--log-level", "trace"],
+    @Test mutating func connectStatusRemindersAndCheckAcrossACycle() async throws {
+        let connect = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main", "--log-level", "trace"],
                               day: 0, input: Self.token + "\n")
         outputs += [connect.stdout, connect.stderr]
         #expect(connect.status == 0, "\(connect.stderr)")
@@ -52,7 +52,7 @@ import Testing
         let keyMode = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent("token.key").path)[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
 
-        let healthy = try run(["status", "--json"], day: 10)
+        let healthy = try await run(["status", "--json"], day: 10)
         outputs += [healthy.stdout, healthy.stderr]
         #expect(healthy.status == 0)
         let status = try JSONSerialization.jsonObject(with: Data(healthy.stdout.utf8)) as? [String: [[String: Any]]]
@@ -63,34 +63,34 @@ import Testing
         #expect(row["days_until_expiry"] as? Double == 80)
         #expect(row["authenticator_user_id"] as? String == "42")
 
-        let reminders = try run(["reminders", "--json"], day: 76)
+        let reminders = try await run(["reminders", "--json"], day: 76)
         outputs += [reminders.stdout, reminders.stderr]
         let listed = try JSONSerialization.jsonObject(with: Data(reminders.stdout.utf8)) as? [String: [[String: Any]]]
         #expect(listed?["reminders"]?.count == 1)
         #expect(listed?["reminders"]?.first?["kind"] as? String == "reauthentication_due")
         #expect(listed?["reminders"]?.first?["due_at"] as? String == "2026-05-16T08:00:00Z")
-        let again = try run(["reminders"], day: 80)
+        let again = try await run(["reminders"], day: 80)
         outputs += [again.stdout, again.stderr]
         #expect(again.stdout.components(separatedBy: "reauthentication_due").count == 2, "still one reminder")
 
-        let check = try run(["check", "--log-level", "trace"], day: 95)
+        let check = try await run(["check", "--log-level", "trace"], day: 95)
         outputs += [check.stdout, check.stderr]
         #expect(check.status == 2)
         #expect(check.stderr.contains("token_expired since 2026-05-31T08:00:00Z"))
-        let void = try run(["status"], day: 96)
+        let void = try await run(["status"], day: 96)
         outputs += [void.stdout, void.stderr]
         #expect(void.stdout.contains("void (token_expired)"))
 
         // The same token cannot serve again (it lasted an hour, and data access ended on day
         // 90): the authenticator logs in again and hands over a fresh one.
-        let stale = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 100, input: Self.token)
+        let stale = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 100, input: Self.token)
         outputs += [stale.stdout, stale.stderr]
         #expect(stale.status == 64)
-        let reconnect = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 100, input: Self.freshToken)
+        let reconnect = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 100, input: Self.freshToken)
         outputs += [reconnect.stdout, reconnect.stderr]
         #expect(reconnect.status == 0, "\(reconnect.stderr)")
         #expect(reconnect.stderr.contains("closed the void period open since 2026-05-31T08:00:00Z (token_expired)"))
-        let healthyAgain = try run(["check"], day: 101)
+        let healthyAgain = try await run(["check"], day: 101)
         #expect(healthyAgain.status == 0)
 
         for text in outputs { #expect(!text.contains(Self.token) && !text.contains(Self.freshToken)) }
@@ -101,9 +101,9 @@ import Testing
         #expect(!events.contains(Self.token))
     }
 
-    @Test func aRefusedConnectNamesWhatIsMissing() throws {
+    @Test func aRefusedConnectNamesWhatIsMissing() async throws {
         fake.addTokenEvent(.init(at: UTCTime.iso8601(Self.day0), kind: .revokePermission, permission: "pages_manage_ads"), token: Self.token)
-        let result = try run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0.01, input: Self.token)
+        let result = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0.01, input: Self.token)
         #expect(result.status == 64)
         #expect(result.stderr.contains("missing permission: pages_manage_ads"), "\(result.stderr)")
         #expect(result.stderr.contains("To fix:"))

@@ -26,14 +26,14 @@ import Testing
         home = try Repository.temporaryFolder("datapath")
     }
 
-    func leadflow(_ arguments: [String], at instant: Date = now, input: String? = nil) throws -> ProcessResult {
+    func leadflow(_ arguments: [String], at instant: Date = now, input: String? = nil) async throws -> ProcessResult {
         fake.now = instant
-        return try LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
+        return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
                                                                                          now: instant), input: input)
     }
 
-    func connect(_ instance: String, _ page: String) throws {
-        let result = try leadflow(["connect", "--instance", instance, "--page", page, "--name", "\(instance)-\(page)"], input: "EAAB-datapath-user\n")
+    func connect(_ instance: String, _ page: String) async throws {
+        let result = try await leadflow(["connect", "--instance", instance, "--page", page, "--name", "\(instance)-\(page)"], input: "EAAB-datapath-user\n")
         #expect(result.status == 0, "\(result.stderr)")
     }
 
@@ -46,22 +46,22 @@ import Testing
         return Set(forms.flatMap { fake.leads(ofForm: $0) }.filter { $0.createdAt! < instant }.map(\.id))
     }
 
-    @Test func onePageInTwoInstancesGivesEachEveryLeadAndEraseKeepsToItsInstance() throws {
-        try connect("alpha", "1001")
-        try connect("beta", "1001")
-        try connect("gamma", "1002")
+    @Test func onePageInTwoInstancesGivesEachEveryLeadAndEraseKeepsToItsInstance() async throws {
+        try await connect("alpha", "1001")
+        try await connect("beta", "1001")
+        try await connect("gamma", "1002")
         let later = Self.now.addingTimeInterval(3_600)
         let last = Self.now.addingTimeInterval(7_200)
         // Runs in both orders of the instances' connections, new leads in between, and a
         // backfill of one instance's window: nothing moves between instances.
-        #expect(try leadflow(["run"]).status == 0)
+        #expect(try await leadflow(["run"]).status == 0)
         fake.addLeads((0..<20).map { n in
             GraphLead(id: "99900\(n)", createdTime: UTCTime.iso8601(Self.now.addingTimeInterval(Double(60 * n))),
                       fieldData: [.init(name: "email", values: ["late\(n)@example.com"])], formID: "2001", isOrganic: true)
         }, toForm: "2001")
-        #expect(try leadflow(["backfill", "--connection", "beta-1001", "--since", "2026-11-05T00:00:00Z"], at: later).status == 0)
-        #expect(try leadflow(["run"], at: later).status == 0)
-        #expect(try leadflow(["run"], at: last).status == 0)
+        #expect(try await leadflow(["backfill", "--connection", "beta-1001", "--since", "2026-11-05T00:00:00Z"], at: later).status == 0)
+        #expect(try await leadflow(["run"], at: later).status == 0)
+        #expect(try await leadflow(["run"], at: last).status == 0)
 
         let db = try PostgresConnection(conninfo: databaseURL)
         let page1001 = fakeIDs(page: "1001", before: last)
@@ -74,7 +74,7 @@ import Testing
 
         // Erased from alpha only: beta keeps its copy, in its rows and its archives.
         let person = "late3@example.com"
-        let erased = try leadflow(["erase", "--email", "--instance", "alpha"], at: last, input: person + "\n")
+        let erased = try await leadflow(["erase", "--email", "--instance", "alpha"], at: last, input: person + "\n")
         #expect(erased.status == 0, "\(erased.stderr)")
         #expect(try db.query("SELECT instance FROM leads WHERE email = $1", [person]).all.map { try $0.string(0)! } == ["beta"])
         let archives = try db.query("""
@@ -82,7 +82,7 @@ import Testing
             """).all.map { (try $0.string(0)!, try $0.string(1)!) }
         for (instance, path) in archives {
             let extracted = try Repository.temporaryFolder("erase-check")
-            _ = try leadflow(["archive", "extract", home.appendingPathComponent(path).path, "--to", extracted.path], at: last)
+            _ = try await leadflow(["archive", "extract", home.appendingPathComponent(path).path, "--to", extracted.path], at: last)
             let text = try FileManager.default.subpathsOfDirectory(atPath: extracted.path).compactMap {
                 try? String(contentsOf: extracted.appendingPathComponent($0), encoding: .utf8)
             }.joined()
@@ -90,15 +90,15 @@ import Testing
         }
         #expect(archives.contains { $0.0 == "beta" }, "beta's archives are there to hold its copy")
         // A later run does not bring the person back into alpha, and beta keeps it.
-        #expect(try leadflow(["backfill", "--connection", "alpha-1001", "--since", "2026-11-19T00:00:00Z"], at: last).status == 0)
+        #expect(try await leadflow(["backfill", "--connection", "alpha-1001", "--since", "2026-11-19T00:00:00Z"], at: last).status == 0)
         #expect(try db.query("SELECT instance FROM leads WHERE email = $1", [person]).all.map { try $0.string(0)! } == ["beta"])
         // Without --instance: every instance.
-        #expect(try leadflow(["erase", "--email"], at: last, input: person + "\n").status == 0)
+        #expect(try await leadflow(["erase", "--email"], at: last, input: person + "\n").status == 0)
         #expect(try db.query("SELECT count(*) FROM leads WHERE email = $1", [person])[0].int(0) == 0)
     }
 
-    @Test func hostileValuesAreLoadedOrRejectedAndNeverStopTheRun() throws {
-        try connect("acme", "1001")
+    @Test func hostileValuesAreLoadedOrRejectedAndNeverStopTheRun() async throws {
+        try await connect("acme", "1001")
         // One lead in seven of form 2001 is hostile; the ones after it on its page are ordinary.
         let leads = fake.leads(ofForm: "2001").sorted { $0.id < $1.id }
         let long = String(repeating: "Quite a long answer. ", count: 3_400)
@@ -129,7 +129,7 @@ import Testing
                 malformed.append(lead.id)
             }
         }
-        let first = try leadflow(["run"])
+        let first = try await leadflow(["run"])
         #expect([0, 2].contains(first.status), "exit 0 or 2, never 1: \(first.stderr)")
         let db = try PostgresConnection(conninfo: databaseURL)
         let loaded = try ids(db, instance: "acme")
@@ -151,7 +151,7 @@ import Testing
 
         // A second run changes nothing: no lead written again.
         let before = try db.query("SELECT max(updated_at), count(*) FROM leads")[0]
-        let again = try leadflow(["run"], at: Self.now.addingTimeInterval(60))
+        let again = try await leadflow(["run"], at: Self.now.addingTimeInterval(60))
         #expect([0, 2].contains(again.status), "\(again.stderr)")
         let after = try db.query("SELECT max(updated_at), count(*) FROM leads")[0]
         #expect(try after.date(0) == before.date(0) && after.int(1) == before.int(1))

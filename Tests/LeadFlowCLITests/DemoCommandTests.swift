@@ -17,12 +17,12 @@ import Testing
         return generator.leads(formID: form).filter { $0.createdAt! >= Self.day(from) && $0.createdAt! < Self.day(to) }.count
     }
 
-    @Test func theDemoTellsTheWholeStoryAndRunsAgainCleanly() throws {
+    @Test func theDemoTellsTheWholeStoryAndRunsAgainCleanly() async throws {
         let home = try Repository.temporaryFolder("demo")
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "DATABASE_URL")
         env["LEADFLOW_HOME"] = home.path
-        let first = try runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
+        let first = try await runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
         #expect(first.status == 0, "\(first.stderr)")
         let out = first.stdout
         // The cluster's folder goes when the test does (the demo stops it at exit).
@@ -60,7 +60,7 @@ import Testing
         #expect(html.components(separatedBy: "<tr class=\"period ").count - 1 == 4)
 
         // Again: the same story, from nothing (the timing line aside).
-        let second = try runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
+        let second = try await runProgram(LeadFlowBinary.path, ["demo"], environment: env, in: Repository.root)
         #expect(second.status == 0, "\(second.stderr)")
         func story(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.contains(" Graph requests, in ") } }
         #expect(story(second.stdout) == story(out))

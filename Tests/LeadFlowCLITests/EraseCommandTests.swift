@@ -10,7 +10,7 @@ import Testing
     static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
     static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
 
-    @Test func anErasedPersonLeavesTablesAndArchivesAndABackfillDoesNotBringThemBack() throws {
+    @Test func anErasedPersonLeavesTablesAndArchivesAndABackfillDoesNotBringThemBack() async throws {
         var scenario = GraphScenario(
             pages: [.init(id: "1001", name: "Acme", forms: [
                 .init(id: "2001", name: "Webinar", generate: .init(count: 80, start: "2026-03-02T09:30:00+0000", spacingSeconds: 10_800)),
@@ -20,14 +20,14 @@ import Testing
         let fake = try GraphFake(scenario: scenario, now: Self.day0)
         let databaseURL = try TestDatabase.create("erase")
         let home = try Repository.temporaryFolder("erase")
-        func leadflow(_ arguments: [String], day n: Double, input: String? = nil) throws -> ProcessResult {
+        func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
             fake.now = Self.day(n)
-            return try LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(
+            return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(
                 databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n)), input: input)
         }
-        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0, input: "EAAB-erase-token\n").status == 0)
-        #expect(try leadflow(["run"], day: 5).status == 0)
-        #expect(try leadflow(["run"], day: 9).status == 0)   // the overlap puts some leads in two archives
+        #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0, input: "EAAB-erase-token\n").status == 0)
+        #expect(try await leadflow(["run"], day: 5).status == 0)
+        #expect(try await leadflow(["run"], day: 9).status == 0)   // the overlap puts some leads in two archives
 
         let leads = fake.leads(ofForm: "2001").sorted { $0.id < $1.id }
         let person = leads[20]    // erased by e-mail, written as Facebook sent it
@@ -35,30 +35,30 @@ import Testing
         let email = try #require(person.fieldData.first { $0.name == "email" }?.values.first)
         let normalized = email.trimmingCharacters(in: .whitespaces).lowercased()
 
-        let byEmail = try leadflow(["erase", "--email"], day: 9.5, input: email + "\n")
+        let byEmail = try await leadflow(["erase", "--email"], day: 9.5, input: email + "\n")
         #expect(byEmail.status == 0, "\(byEmail.stderr)")
         #expect(byEmail.stderr.contains("erased: 1 lead and 0 rejections deleted"))
         #expect(!byEmail.stderr.lowercased().contains(normalized), "the address is never printed")
-        let byID = try leadflow(["erase", "--lead", other.id], day: 9.6)
+        let byID = try await leadflow(["erase", "--lead", other.id], day: 9.6)
         #expect(byID.status == 0, "\(byID.stderr)")
 
         let db = try PostgresConnection(conninfo: databaseURL)
-        func expectGone() throws {
+        func expectGone() async throws {
             #expect(try db.query("SELECT count(*) FROM leads WHERE lead_id = ANY($1) OR email = $2", [[person.id, other.id], normalized])[0].int(0) == 0)
             // No archive file holds them, and every archive in force verifies.
             let files = (FileManager.default.enumerator(atPath: home.appendingPathComponent("archives").path)?.compactMap { $0 as? String } ?? [])
                 .filter { $0.hasSuffix(".tar.zst") }
             #expect(!files.isEmpty)
             for file in files {
-                let content = try runProgram("tar", ["--zstd", "-xOf", home.appendingPathComponent("archives/\(file)").path]).stdout
+                let content = try await runProgram("tar", ["--zstd", "-xOf", home.appendingPathComponent("archives/\(file)").path]).stdout
                 #expect(!content.contains(person.id) && !content.contains(other.id), "\(file) still holds an erased lead")
                 #expect(!content.lowercased().contains(normalized), "\(file) still holds the address")
             }
             #expect(try db.query("SELECT count(*) FROM archives WHERE superseded_by IS NULL")[0].int(0) == files.count, "superseded files are removed")
-            let verify = try leadflow(["archive", "verify", "--all"], day: 10)
+            let verify = try await leadflow(["archive", "verify", "--all"], day: 10)
             #expect(verify.status == 0, "\(verify.stderr)")
         }
-        try expectGone()
+        try await expectGone()
         // Every other lead is still there, once.
         #expect(try db.query("SELECT count(*) FROM leads")[0].int(0) == leads.filter { $0.createdAt! < Self.day(9) }.count - 2)
         // The tombstones name nobody: neither the address nor its plain SHA-256.
@@ -68,9 +68,9 @@ import Testing
         #expect(!tombstones.contains { $0.1 == plain || $0.1.contains("@") })
 
         // A backfill of the whole window reads them from Facebook again: they stay out.
-        let backfill = try leadflow(["backfill", "--connection", "acme-main", "--since", UTCTime.iso8601(Self.day(0))], day: 10)
+        let backfill = try await leadflow(["backfill", "--connection", "acme-main", "--since", UTCTime.iso8601(Self.day(0))], day: 10)
         #expect(backfill.status == 0, "\(backfill.stderr)")
-        try expectGone()
+        try await expectGone()
         #expect(try db.query("SELECT (counters->>'erased')::int FROM runs WHERE kind = 'backfill'")[0].int(0) == 2)
     }
 }

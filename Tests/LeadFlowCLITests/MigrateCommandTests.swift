@@ -13,13 +13,13 @@ import Testing
         return env.merging(extra) { $1 }
     }
 
-    @Test func migrateTwiceThenTheSchemaIsCurrent() throws {
+    @Test func migrateTwiceThenTheSchemaIsCurrent() async throws {
         let url = try TestDatabase.create("cli")
-        let first = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
+        let first = try await runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(first.status == 0, "\(first.stderr)")
         let versions = Migrations.all.map { String($0.version) }.joined(separator: ", ")
         #expect(first.stderr.contains("applied migrations \(versions); schema is at version \(Migrations.latestVersion)"))
-        let second = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
+        let second = try await runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["DATABASE_URL": url]))
         #expect(second.status == 0)
         #expect(second.stderr.contains("schema is current (version \(Migrations.latestVersion))"))
         #expect(second.stdout.isEmpty)
@@ -27,9 +27,9 @@ import Testing
 
     /// Without DATABASE_URL: LeadFlow's own cluster, created once, started for the command,
     /// stopped when it ends, and reused (data kept) by the next command.
-    @Test func withoutDatabaseURLLeadFlowRunsItsOwnPostgres() throws {
+    @Test func withoutDatabaseURLLeadFlowRunsItsOwnPostgres() async throws {
         let home = try Repository.temporaryFolder("embedded")
-        let first = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        let first = try await runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stderr.contains("created the embedded Postgres cluster"))
         #expect(first.stderr.contains("applied migrations"))
@@ -40,7 +40,7 @@ import Testing
         // Stopped at exit: no server holds the folder.
         #expect(!FileManager.default.fileExists(atPath: data + "/postmaster.pid"))
 
-        let second = try runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
+        let second = try await runProgram(LeadFlowBinary.path, ["migrate"], environment: environment(["LEADFLOW_HOME": home.path]))
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stderr.contains("schema is current"))
         #expect(!second.stderr.contains("created"))
@@ -49,7 +49,7 @@ import Testing
 
     /// The process that started the cluster leaves it running while another process is
     /// connected (an overlapping run), and stops it once that one has gone.
-    @Test func theEmbeddedClusterIsNotStoppedUnderAnotherProcess() throws {
+    @Test func theEmbeddedClusterIsNotStoppedUnderAnotherProcess() async throws {
         let home = try Repository.temporaryFolder("shared")
         let cluster = try EmbeddedCluster.start(home: home)
         cluster.keepRunning = true
@@ -63,41 +63,41 @@ import Testing
         // Wait until its session is there.
         let watcher = try PostgresConnection(conninfo: cluster.conninfo)
         for _ in 0..<100 where try watcher.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")[0].int(0) == 0 {
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .seconds(0.05))
         }
         try cluster.stopUnlessShared()
         #expect(FileManager.default.fileExists(atPath: cluster.dataDirectory.appendingPathComponent("postmaster.pid").path), "left running for the other process")
-        other.waitUntilExit()
+        await other.exited()
         #expect(other.terminationStatus == 0, "the other process finished its work")
         try cluster.stopUnlessShared()
         #expect(!FileManager.default.fileExists(atPath: cluster.dataDirectory.appendingPathComponent("postmaster.pid").path), "stopped once alone")
     }
 
-    @Test func aMissingPostgresServerIsNamedInOneSentence() throws {
+    @Test func aMissingPostgresServerIsNamedInOneSentence() async throws {
         let home = try Repository.temporaryFolder("noserver")
-        let result = try runProgram(LeadFlowBinary.path, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
+        let result = try await runProgram(LeadFlowBinary.path, ["status"], environment: environment(["LEADFLOW_HOME": home.path,
                                                                                         "LEADFLOW_POSTGRES_BIN": "/nonexistent/bin"]))
         #expect(result.status == 64)
         #expect(result.stderr.contains("apt-get install postgresql"))
     }
 
-    @Test func anUnreachableDatabaseFailsWithoutLeakingThePassword() throws {
-        let result = try runProgram(LeadFlowBinary.path, ["migrate"],
+    @Test func anUnreachableDatabaseFailsWithoutLeakingThePassword() async throws {
+        let result = try await runProgram(LeadFlowBinary.path, ["migrate"],
                                     environment: environment(["DATABASE_URL": "postgresql://lf:hunter2secret@127.0.0.1:1/x?connect_timeout=2"]))
         #expect(result.status == 1)
         #expect(result.stderr.contains("postgres.connect"))
         #expect(!result.stderr.contains("hunter2secret"))
     }
 
-    @Test func helpNamesEveryCommandAndTheExitCodes() throws {
-        let result = try runProgram(LeadFlowBinary.path, ["--help"])
+    @Test func helpNamesEveryCommandAndTheExitCodes() async throws {
+        let result = try await runProgram(LeadFlowBinary.path, ["--help"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("migrate"))
         #expect(result.stdout.contains("64  bad input or configuration"))
         // Every command says what it does, its options with defaults, and an example, in 80 columns.
         for command in [["demo"], ["migrate"], ["connect"], ["check"], ["run"], ["backfill"], ["gaps"], ["status"], ["reminders"],
                         ["archive", "list"], ["archive", "verify"], ["archive", "extract"]] {
-            let help = try runProgram(LeadFlowBinary.path, command + ["--help"])
+            let help = try await runProgram(LeadFlowBinary.path, command + ["--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("OVERVIEW: "), "\(command)")
             #expect(help.stdout.contains("Example"), "\(command) has no example")
@@ -105,8 +105,8 @@ import Testing
         }
     }
 
-    @Test func anUnknownOptionIsBadInput() throws {
-        let result = try runProgram(LeadFlowBinary.path, ["migrate", "--no-such-option"])
+    @Test func anUnknownOptionIsBadInput() async throws {
+        let result = try await runProgram(LeadFlowBinary.path, ["migrate", "--no-such-option"])
         #expect(result.status == 64)
     }
 }

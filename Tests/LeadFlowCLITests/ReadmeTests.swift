@@ -19,7 +19,7 @@ import Testing
         }
     }
 
-    @Test func theReadmesCommandsAreWhatCIAndTheDemoRun() throws {
+    @Test func theReadmesCommandsAreWhatCIAndTheDemoRun() async throws {
         let commands = try twoCommands()
         #expect(commands == ["bash scripts/demo.sh", "bash scripts/test.sh"])
         // CI runs the second, and nothing else.

@@ -35,13 +35,13 @@ import Testing
         LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
     }
 
-    func leadflow(_ arguments: [String], input: String? = nil) throws -> ProcessResult {
-        try runProgram(LeadFlowBinary.path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+    func leadflow(_ arguments: [String], input: String? = nil) async throws -> ProcessResult {
+        try await runProgram(LeadFlowBinary.path, arguments, environment: environment, input: input.map { Data($0.utf8) })
     }
 
-    func connectBoth() throws {
+    func connectBoth() async throws {
         for page in ["1001", "1002"] {
-            let result = try leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+            let result = try await leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
                                       input: "EAAB-kill-token-\(page)\n")
             #expect(result.status == 0, "\(result.stderr)")
         }
@@ -56,24 +56,24 @@ import Testing
         #expect(try db.query("SELECT count(*) FROM leads l LEFT JOIN archives a ON a.id = l.archive_id WHERE a.id IS NULL")[0].int(0) == 0)
     }
 
-    @Test func aRunLoadsArchivesAndAnswersTheScheduler() throws {
-        try connectBoth()
-        let run = try leadflow(["run"])
+    @Test func aRunLoadsArchivesAndAnswersTheScheduler() async throws {
+        try await connectBoth()
+        let run = try await leadflow(["run"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("acme-1001"))
         #expect(run.stderr.contains("loaded"))
         try expectExactlyTheFakesLeads()
 
-        let list = try leadflow(["archive", "list"])
+        let list = try await leadflow(["archive", "list"])
         #expect(list.status == 0)
         #expect(list.stdout.contains("archives/acme/1001/run-1.tar.zst"))
-        let verify = try leadflow(["archive", "verify", "--all"])
+        let verify = try await leadflow(["archive", "verify", "--all"])
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(verify.stderr.components(separatedBy: "ok ").count == 3)
 
         let archive = home.appendingPathComponent("archives/acme/1001/run-1.tar.zst")
         let target = home.appendingPathComponent("extracted")
-        let extract = try leadflow(["archive", "extract", archive.path, "--to", target.path])
+        let extract = try await leadflow(["archive", "extract", archive.path, "--to", target.path])
         #expect(extract.status == 0, "\(extract.stderr)")
         #expect(FileManager.default.fileExists(atPath: target.appendingPathComponent("manifest.json").path))
 
@@ -81,26 +81,26 @@ import Testing
         var bytes = try Data(contentsOf: archive)
         bytes[bytes.count / 3] ^= 0x55
         try bytes.write(to: archive)
-        let broken = try leadflow(["archive", "verify", "--all"])
+        let broken = try await leadflow(["archive", "verify", "--all"])
         #expect(broken.status == 1)
         #expect(broken.stderr.contains("FAILED"))
     }
 
-    @Test func aBadPipelineFileIsRefusedBeforeAnyWork() throws {
+    @Test func aBadPipelineFileIsRefusedBeforeAnyWork() async throws {
         let file = home.appendingPathComponent("bad.yml")
         try Data("graph:\n  page_size: 100\n  concurency: 4\n".utf8).write(to: file)
-        let result = try leadflow(["run", "--pipeline", file.path])
+        let result = try await leadflow(["run", "--pipeline", file.path])
         #expect(result.status == 64)
         #expect(result.stderr.contains("\(file.path):3: graph.concurency: unknown key"))
         let db = try PostgresConnection(conninfo: databaseURL)
         #expect(try db.query("SELECT to_regclass('runs') IS NULL")[0].bool(0) == true, "not even the schema was touched")
     }
 
-    @Test func rejectedLeadsMakeTheRunExitTwo() throws {
-        try connectBoth()
+    @Test func rejectedLeadsMakeTheRunExitTwo() async throws {
+        try await connectBoth()
         fake.addLeads([GraphLead(id: "555000001", createdTime: "2026-11-01T00:00:00+0000",
                                  fieldData: [.init(name: "full_name", values: ["Nobody Reachable"])])], toForm: "10010")
-        let run = try leadflow(["run"])
+        let run = try await leadflow(["run"])
         #expect(run.status == 2, "\(run.stderr)")
         #expect(!run.stderr.contains("Nobody Reachable"), "no personal data in what the run prints")
         let db = try PostgresConnection(conninfo: databaseURL)
@@ -108,39 +108,39 @@ import Testing
     }
 
     @Test(arguments: ["dotdot", "absolute", "symlink"])
-    func aHostileArchiveIsRefusedWholeOnExtract(kind: String) throws {
+    func aHostileArchiveIsRefusedWholeOnExtract(kind: String) async throws {
         let work = try Repository.temporaryFolder("hostile")
         let evil = work.appendingPathComponent("evil.tar")
         try Data("x".utf8).write(to: work.appendingPathComponent("x"))
         let made: ProcessResult
         switch kind {
-        case "dotdot": made = try runProgram("tar", ["-cPf", evil.path, "--transform", "s,^,../,", "x"], in: work)
-        case "absolute": made = try runProgram("tar", ["-cPf", evil.path, work.appendingPathComponent("x").path])
+        case "dotdot": made = try await runProgram("tar", ["-cPf", evil.path, "--transform", "s,^,../,", "x"], in: work)
+        case "absolute": made = try await runProgram("tar", ["-cPf", evil.path, work.appendingPathComponent("x").path])
         default:
             try FileManager.default.createSymbolicLink(atPath: work.appendingPathComponent("link").path, withDestinationPath: "/etc/passwd")
-            made = try runProgram("tar", ["-cf", evil.path, "x", "link"], in: work)
+            made = try await runProgram("tar", ["-cf", evil.path, "x", "link"], in: work)
         }
         #expect(made.status == 0, "\(made.stderr)")
         let target = work.appendingPathComponent("out")
-        let result = try leadflow(["archive", "extract", evil.path, "--to", target.path])
+        let result = try await leadflow(["archive", "extract", evil.path, "--to", target.path])
         #expect(result.status == 64)
         #expect(result.stderr.contains("refused"))
         #expect(!FileManager.default.fileExists(atPath: target.appendingPathComponent("x").path), "nothing written")
     }
 
-    @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() throws {
-        try connectBoth()
+    @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() async throws {
+        try await connectBoth()
         // How long an uninterrupted run takes here, to spread the kills over it.
         let probeDB = try TestDatabase.create("probe")
         var probeEnv = environment
         probeEnv["DATABASE_URL"] = probeDB
         probeEnv["LEADFLOW_HOME"] = try Repository.temporaryFolder("probe").path
         for page in ["1001", "1002"] {
-            _ = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+            _ = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
                                environment: probeEnv, input: Data("EAAB-kill-token-\(page)\n".utf8))
         }
         let started = Date()
-        _ = try runProgram(LeadFlowBinary.path, ["run"], environment: probeEnv)
+        _ = try await runProgram(LeadFlowBinary.path, ["run"], environment: probeEnv)
         let duration = Date().timeIntervalSince(started)
 
         var generator = SystemRandomNumberGenerator()
@@ -154,11 +154,11 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: Double.random(in: 0.05...max(0.1, duration), using: &generator))
+            try await Task.sleep(for: .seconds(Double.random(in: 0.05...max(0.1, duration), using: &generator)))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exited()
         }
-        let final = try leadflow(["run"])
+        let final = try await leadflow(["run"])
         #expect(final.status == 0, "\(final.stderr)")
         try expectExactlyTheFakesLeads()
         // The killed runs are marked abandoned and their spool folders swept.
@@ -172,7 +172,7 @@ import Testing
             .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
         #expect(!archives.isEmpty)
         for path in archives {
-            let verify = try leadflow(["archive", "verify", home.appendingPathComponent("archives/\(path)").path])
+            let verify = try await leadflow(["archive", "verify", home.appendingPathComponent("archives/\(path)").path])
             #expect(verify.status == 0, "\(path): \(verify.stderr)")
         }
     }
@@ -181,13 +181,13 @@ import Testing
     /// write fails part way, as ENOSPC would): the run fails with a clear message, no
     /// archive is published under its final name, no row is committed; with room again, a
     /// rerun archives, verifies and loads everything.
-    @Test func anArchiveThatCannotBeWrittenCommitsNothingAndARerunHeals() throws {
-        try connectBoth()
+    @Test func anArchiveThatCannotBeWrittenCommitsNothingAndARerunHeals() async throws {
+        try await connectBoth()
         // The spool fits under the limit (1,000 kB: raw pages of about 60 kB, a form's ready
         // rows of about 450 kB); a connection's uncompressed archive (its pages together,
         // about 1.8 MB) does not. SIGXFSZ is ignored so the write fails with an error
         // instead of killing the process.
-        let limited = try runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 1000; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
+        let limited = try await runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 1000; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
                                                    Repository.fixture("pipelines/uncompressed-archives.yml").path], environment: environment)
         #expect(limited.status == 1, "\(limited.stderr)")
         #expect(limited.stderr.contains("leadflow: archive"), "\(limited.stderr)")
@@ -199,9 +199,9 @@ import Testing
             .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
         #expect(published.isEmpty, "no archive under a final name: \(published)")
 
-        let healed = try leadflow(["run", "--pipeline", Repository.fixture("pipelines/uncompressed-archives.yml").path])
+        let healed = try await leadflow(["run", "--pipeline", Repository.fixture("pipelines/uncompressed-archives.yml").path])
         #expect(healed.status == 0, "\(healed.stderr)")
         try expectExactlyTheFakesLeads()
-        #expect(try leadflow(["archive", "verify", "--all"]).status == 0)
+        #expect(try await leadflow(["archive", "verify", "--all"]).status == 0)
     }
 }

@@ -36,7 +36,7 @@ import Testing
 
     /// Starts `leadflow run` and returns once its first window's transaction waits on the
     /// watermark lock `holder` holds, with the run's process and its backend's pid.
-    func runHeldBeforeCommit(_ databaseURL: String, holder: PostgresConnection) throws -> (Process, Pipe, Int) {
+    func runHeldBeforeCommit(_ databaseURL: String, holder: PostgresConnection) async throws -> (Process, Pipe, Int) {
         // SHARE: reading a watermark goes on, writing one waits.
         try holder.execute(raw: RawSQL(label: "hold", "BEGIN; LOCK TABLE watermarks IN SHARE MODE"))
         let process = Process()
@@ -54,12 +54,12 @@ import Testing
                 SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO watermarks%'
                 """)
             if waiting.count == 1 { return (process, stderr, try waiting[0].int(0)!) }
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .seconds(0.05))
         }
         let seen = try watcher.query("SELECT coalesce(string_agg(state || ' ' || coalesce(wait_event_type, '-') || ' ' || left(query, 80), E'\n'), '') FROM pg_stat_activity WHERE datname = current_database()")[0].string(0) ?? ""
         kill(process.processIdentifier, SIGKILL)
         try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
-        process.waitUntilExit()
+        await process.exited()
         throw NeverHeld(seen: seen + "\n" + String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).suffix(1500))
     }
 
@@ -79,46 +79,46 @@ import Testing
         #expect(try db.query("SELECT count(*) = count(DISTINCT lead_id) FROM leads")[0].bool(0) == true)
     }
 
-    func connect(_ databaseURL: String) throws {
-        let result = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+    func connect(_ databaseURL: String) async throws {
+        let result = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
                                     environment: environment(databaseURL), input: Data("EAAB-dbfault-token\n".utf8))
         #expect(result.status == 0, "\(result.stderr)")
     }
 
-    @Test func killedBetweenCopyAndCommitNothingIsVisibleAndARerunLoadsAll() throws {
+    @Test func killedBetweenCopyAndCommitNothingIsVisibleAndARerunLoadsAll() async throws {
         let url = try TestDatabase.create("killcommit")
-        try connect(url)
+        try await connect(url)
         let holder = try PostgresConnection(conninfo: url)
-        let (process, _, _) = try runHeldBeforeCommit(url, holder: holder)
+        let (process, _, _) = try await runHeldBeforeCommit(url, holder: holder)
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        await process.exited()
         try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
         try expectNothingCommitted(holder)
 
-        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
 
-    @Test func aBackendTerminatedBeforeCommitFailsClearlyAndARerunLoadsAll() throws {
+    @Test func aBackendTerminatedBeforeCommitFailsClearlyAndARerunLoadsAll() async throws {
         let url = try TestDatabase.create("terminate")
-        try connect(url)
+        try await connect(url)
         let holder = try PostgresConnection(conninfo: url)
-        let (process, stderr, backend) = try runHeldBeforeCommit(url, holder: holder)
+        let (process, stderr, backend) = try await runHeldBeforeCommit(url, holder: holder)
         #expect(try holder.query("SELECT pg_terminate_backend($1)", [backend])[0].bool(0) == true)
-        process.waitUntilExit()
+        await process.exited()
         let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
         #expect(process.terminationStatus == 1)
         #expect(message.contains("leadflow: postgres"), "\(message)")
         try expectNothingCommitted(holder)
 
-        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
 
-    @Test func postgresStoppedImmediatelyMidLoadThenRestarted() throws {
+    @Test func postgresStoppedImmediatelyMidLoadThenRestarted() async throws {
         // A cluster of this test's own, to crash.
         let clusterHome = try Repository.temporaryFolder("crash")
         var cluster: EmbeddedCluster? = try EmbeddedCluster.start(home: clusterHome)
@@ -129,11 +129,11 @@ import Testing
             try? FileManager.default.removeItem(at: data)
         }
         let url = cluster!.conninfo
-        try connect(url)
+        try await connect(url)
         var holder: PostgresConnection? = try PostgresConnection(conninfo: url)
-        let (process, stderr, _) = try runHeldBeforeCommit(url, holder: holder!)
+        let (process, stderr, _) = try await runHeldBeforeCommit(url, holder: holder!)
         try cluster!.stop(immediately: true)
-        process.waitUntilExit()
+        await process.exited()
         let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 1)
         #expect(message.contains("leadflow: postgres"), "\(message)")
@@ -145,7 +145,7 @@ import Testing
         restarted.keepRunning = true
         let db = try PostgresConnection(conninfo: url)
         try expectNothingCommitted(db)
-        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -155,14 +155,14 @@ import Testing
     /// transient ones are retried; the form whose cursor stays invalid fails alone, its
     /// watermark does not move and the run exits 1; no request goes anywhere but the fake;
     /// a rerun once Graph is well again ends with T = L.
-    @Test func graphFaultsAreRetriedOrFailOneFormAndARerunLoadsAll() throws {
+    @Test func graphFaultsAreRetriedOrFailOneFormAndARerunLoadsAll() async throws {
         let url = try TestDatabase.create("graphfaults")
-        try connect(url)
+        try await connect(url)
         fake.addFault(.init(path: "10010/leads", onRequest: 3, kind: .http500))
         fake.addFault(.init(path: "10010/leads", onRequest: 5, kind: .truncate))
         fake.addFault(.init(path: "10010/leads", onRequest: 7, kind: .graphError, fixture: "app_rate_limit_4", status: 400, regainAccessMinutes: 0))
         fake.addFault(.init(path: "10011/leads", onRequest: 2, times: 1_000, kind: .graphError, fixture: "invalid_cursor_100", status: 400))
-        let first = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let first = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(first.status == 1, "\(first.stderr)")
         #expect(first.stderr.contains("partial: forms 10011 failed"), "\(first.stderr)")
         let db = try PostgresConnection(conninfo: url)
@@ -173,7 +173,7 @@ import Testing
         #expect(fake.requestLog.allSatisfy { $0.path.hasPrefix("/v25.0/") })
 
         fake.clearFaults()
-        let rerun = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -181,12 +181,12 @@ import Testing
     /// A permission revoked in the middle of a run: the connection goes void at the run's
     /// instant with cause permission_revoked, the form committed before it stays, the run
     /// asks nothing more of Graph; after reauthentication the backfill brings the rest: T = L.
-    @Test func aPermissionRevokedMidRunVoidsTheConnectionAndABackfillHeals() throws {
+    @Test func aPermissionRevokedMidRunVoidsTheConnectionAndABackfillHeals() async throws {
         let url = try TestDatabase.create("revoked")
-        try connect(url)
+        try await connect(url)
         // Forms are read two at a time: the second form's first page meets the revocation.
         fake.addFault(.init(path: "10011/leads", onRequest: 1, times: 1_000, kind: .graphError, fixture: "permission_200", status: 403))
-        let first = try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let first = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
         #expect(first.status == 2, "\(first.stderr)")
         #expect(first.stderr.contains("void (permission_revoked)"))
         let db = try PostgresConnection(conninfo: url)
@@ -196,16 +196,16 @@ import Testing
         #expect(try period[0].date(1) == Self.now, "void from the run's own instant")
         let requestsAtVoid = fake.requestLog.count
         // A second run asks Graph for no lead while the connection is void.
-        #expect(try runProgram(LeadFlowBinary.path, ["run"], environment: environment(url)).status == 2)
+        #expect(try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url)).status == 2)
         #expect(!fake.requestLog[requestsAtVoid...].contains { $0.path.hasSuffix("/leads") })
 
         fake.clearFaults()
         var later = environment(url)
         later["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now.addingTimeInterval(3_600))
-        let reconnect = try runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+        let reconnect = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
                                        environment: later, input: Data("EAAB-dbfault-token\n".utf8))
         #expect(reconnect.status == 0, "\(reconnect.stderr)")
-        let healed = try runProgram(LeadFlowBinary.path, ["run"], environment: later)
+        let healed = try await runProgram(LeadFlowBinary.path, ["run"], environment: later)
         #expect(healed.status == 0, "\(healed.stderr)")
         #expect(healed.stderr.contains("backfill of void period 1"))
         try expectExactlyTheFakesLeads(db)

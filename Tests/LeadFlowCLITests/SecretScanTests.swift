@@ -15,7 +15,7 @@ import Testing
     static let appSecret = "s3cr3t-app-secret-for-the-scan"
     static let tokens = ["EAAB-scan-token-1001", "EAAB-scan-token-1002", "EAAB-scan-refused-token"]
 
-    @Test func nothingLeaksAnywhere() throws {
+    @Test func nothingLeaksAnywhere() async throws {
         var scenario = GraphScenario(
             pages: ["1001", "1002"].map { page in
                 .init(id: page, name: "Page \(page)", forms: (0..<2).map { f in
@@ -37,35 +37,35 @@ import Testing
         let env = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now,
                                              appID: scenario.appID, appSecret: Self.appSecret)
         var shown: [String] = []
-        func leadflow(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> ProcessResult {
-            let result = try runProgram(LeadFlowBinary.path, arguments + ["--log-level", "trace"], environment: environment ?? env,
+        func leadflow(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) async throws -> ProcessResult {
+            let result = try await runProgram(LeadFlowBinary.path, arguments + ["--log-level", "trace"], environment: environment ?? env,
                                         input: input.map { Data($0.utf8) })
             shown += [result.stdout, result.stderr]
             return result
         }
 
         for page in ["1001", "1002"] {
-            #expect(try leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-scan-token-\(page)\n").status == 0)
+            #expect(try await leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-scan-token-\(page)\n").status == 0)
         }
         // A token that reaches no Page is refused: the refusal is shown, the token is not.
-        #expect(try leadflow(["connect", "--instance", "acme", "--page", "1003", "--name", "acme-1003"], input: Self.tokens[2] + "\n").status == 64)
-        let run = try leadflow(["run"])
+        #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1003", "--name", "acme-1003"], input: Self.tokens[2] + "\n").status == 64)
+        let run = try await leadflow(["run"])
         #expect(run.status == 2, "the token of 1002 expires mid-run: \(run.stderr.suffix(2_000))")
-        _ = try leadflow(["check"])
-        _ = try leadflow(["status", "--json"])
-        _ = try leadflow(["reminders", "--json"])
-        _ = try leadflow(["backfill", "--all"])
-        _ = try leadflow(["archive", "list"])
-        _ = try leadflow(["archive", "verify", "--all"])
+        _ = try await leadflow(["check"])
+        _ = try await leadflow(["status", "--json"])
+        _ = try await leadflow(["reminders", "--json"])
+        _ = try await leadflow(["backfill", "--all"])
+        _ = try await leadflow(["archive", "list"])
+        _ = try await leadflow(["archive", "verify", "--all"])
         let reports = home.appendingPathComponent("reports")
         try FileManager.default.createDirectory(at: reports, withIntermediateDirectories: true)
         for format in ["table", "md", "csv", "json", "html"] {
-            _ = try leadflow(["gaps", "--format", format, "--output", reports.appendingPathComponent("gaps.\(format)").path])
+            _ = try await leadflow(["gaps", "--format", format, "--output", reports.appendingPathComponent("gaps.\(format)").path])
         }
         // An unreachable database with a password in its URL.
         var unreachable = env
         unreachable["DATABASE_URL"] = "postgresql://lf:\(Self.appSecret)@127.0.0.1:1/x?connect_timeout=2"
-        #expect(try leadflow(["status"], environment: unreachable).status == 1)
+        #expect(try await leadflow(["status"], environment: unreachable).status == 1)
 
         // Everything written: what was shown, every file under LEADFLOW_HOME (archives
         // unpacked), every row of every table.
@@ -75,7 +75,7 @@ import Testing
             let url = home.appendingPathComponent(path)
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true, path != "token.key" else { continue }
             if path.hasSuffix(".tar.zst") {
-                let listing = try runProgram("tar", ["--zstd", "-xOf", url.path])
+                let listing = try await runProgram("tar", ["--zstd", "-xOf", url.path])
                 #expect(listing.status == 0)
                 written.append((path, listing.stdout))
             } else {

@@ -14,7 +14,7 @@ import Testing
     let home: URL
     let url: String
 
-    init() throws {
+    init() async throws {
         var scenario = GraphScenario(
             pages: Self.pages.map { page in
                 .init(id: page, name: "Page \(page)", forms: (0..<2).map { f in
@@ -30,7 +30,7 @@ import Testing
         home = try Repository.temporaryFolder("workers")
         url = try TestDatabase.create("workers")
         for page in Self.pages {
-            let connected = try LeadFlowBinary.run(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+            let connected = try await LeadFlowBinary.run(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
                                                    environment: environment, input: "EAAB-workers-token\n")
             #expect(connected.status == 0, "\(connected.stderr)")
         }
@@ -45,12 +45,20 @@ import Testing
         try SpawnedProcess(LeadFlowBinary.path, ["run", "--worker-id", id, "--connections-at-once", "2"] + extra, environment: environment)
     }
 
-    func waitAll(_ workers: [SpawnedProcess]) -> [Int32] {
-        workers.map { $0.wait().status }
+    func waitAll(_ workers: [SpawnedProcess]) async -> [Int32] {
+        var statuses: [Int32] = []
+        for worker in workers { statuses.append(await worker.exit().status) }
+        return statuses
     }
 
-    func log(_ worker: SpawnedProcess) -> String {
-        worker.wait().stderr
+    func logs(_ workers: [SpawnedProcess]) async -> String {
+        var texts: [String] = []
+        for worker in workers { texts.append(await log(worker)) }
+        return texts.joined(separator: "\n---\n")
+    }
+
+    func log(_ worker: SpawnedProcess) async -> String {
+        await worker.exit().stderr
     }
 
     func expectExactlyTheFakesLeads(_ db: PostgresConnection) throws {
@@ -70,12 +78,13 @@ import Testing
         return counts
     }
 
-    @Test func threeWorkersProcessEveryConnectionExactlyOncePerRound() throws {
+    @Test func threeWorkersProcessEveryConnectionExactlyOncePerRound() async throws {
         let db = try PostgresConnection(conninfo: url)
         for round in 1...2 {
             let workers = try ["w1", "w2", "w3"].map { try startWorker($0) }
-            let statuses = waitAll(workers)
-            #expect(statuses == [0, 0, 0], "\(workers.map(log).joined(separator: "\n---\n").suffix(3000))")
+            let statuses = await waitAll(workers)
+            let text = await logs(workers)
+            #expect(statuses == [0, 0, 0], "\(text.suffix(3000))")
             // One round per start of the three, every connection in it claimed once and done.
             let rounds = try db.query("SELECT count(*), count(closed_at) FROM work_rounds")[0]
             #expect(try rounds.int(0) == round && rounds.int(1) == round)
@@ -96,7 +105,7 @@ import Testing
     /// SIGKILL one worker while it holds connections: the others take them over (a dead
     /// process on the same host is seen at once; on another host its lease would end), and
     /// every lead is loaded exactly once.
-    @Test func aKilledWorkersConnectionsGoToTheOthers() throws {
+    @Test func aKilledWorkersConnectionsGoToTheOthers() async throws {
         let db = try PostgresConnection(conninfo: url)
         let victim = try startWorker("victim")
         // Let it get going: it has finished a connection and holds others.
@@ -106,13 +115,15 @@ import Testing
             heldAtDeath = try db.query("SELECT connection_id FROM work_items WHERE worker_id = 'victim' AND state = 'claimed'")
                 .all.map { Int64(try $0.int(0)!) }
             if done >= 2 && !heldAtDeath.isEmpty { break }
-            Thread.sleep(forTimeInterval: 0.02)
+            try await Task.sleep(for: .seconds(0.02))
         }
         let others = try ["w1", "w2"].map { try startWorker($0) }
         kill(victim.processIdentifier, SIGKILL)
-        victim.wait()
+        await victim.exit()
         #expect(!heldAtDeath.isEmpty, "the victim held nothing when it was killed")
-        #expect(waitAll(others) == [0, 0], "\(others.map(log).joined(separator: "\n---\n").suffix(3000))")
+        let othersExited = await waitAll(others)
+        let othersLog = await logs(others)
+        #expect(othersExited == [0, 0], "\(othersLog.suffix(3000))")
 
         let items = try db.query("SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM work_items")[0]
         #expect(try items.int(0) == 50 && items.int(1) == 50)
@@ -128,7 +139,7 @@ import Testing
     /// free the connection: after 5 s another worker takes it over. Woken up, the frozen
     /// worker cannot commit over it (fence, or its session ended by the idle-transaction
     /// timeout); the leads are loaded exactly once.
-    @Test func aFrozenWorkersLeaseEndsAndItCannotCommitAfterwards() throws {
+    @Test func aFrozenWorkersLeaseEndsAndItCannotCommitAfterwards() async throws {
         let db = try PostgresConnection(conninfo: url)
         let frozen = try startWorker("frozen", ["--lease-seconds", "5", "--connections-at-once", "1"])
         var held: Int64?
@@ -136,19 +147,23 @@ import Testing
             held = try db.query("SELECT connection_id FROM work_items WHERE worker_id = 'frozen' AND state = 'claimed'")
                 .all.first.map { Int64(try $0.int(0)!) }
             if held != nil { break }
-            Thread.sleep(forTimeInterval: 0.02)
+            try await Task.sleep(for: .seconds(0.02))
         }
         kill(frozen.processIdentifier, SIGSTOP)
         let connection = try #require(held)
         let started = Date()
         let rescuer = try startWorker("rescuer", ["--lease-seconds", "5"])
-        #expect(waitAll([rescuer]) == [0], "\(log(rescuer).suffix(3000))")
+        let rescued = await waitAll([rescuer])
+        let rescuerLog = await log(rescuer)
+        #expect(rescued == [0], "\(rescuerLog.suffix(3000))")
         // It waited for the lease: the frozen worker is alive, so nothing else could free it.
         #expect(Date().timeIntervalSince(started) >= 4)
         kill(frozen.processIdentifier, SIGCONT)
         // Exit 0 (its pass was refused by the fence and reported as taken over) or 1 (its
         // session was ended); never a second copy of a lead.
-        #expect([0, 1].contains(frozen.wait().status), "\(log(frozen).suffix(3000))")
+        let frozenExit = await frozen.exit().status
+        let frozenLog = await log(frozen)
+        #expect([0, 1].contains(frozenExit), "\(frozenLog.suffix(3000))")
         let row = try db.query("SELECT worker_id, claims, state FROM work_items WHERE connection_id = $1", [connection])[0]
         #expect(try row.string(0) == "rescuer" && row.int(1)! >= 2 && row.string(2) == "done")
         try expectExactlyTheFakesLeads(db)

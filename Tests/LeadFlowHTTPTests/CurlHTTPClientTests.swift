@@ -68,7 +68,7 @@ import Testing
 
     @Test func gzipBodiesAreAskedForAndDecoded() async throws {
         let text = String(repeating: #"{"id":"123","field_data":[]},"#, count: 200)
-        let compressed = try gzip(Data(text.utf8))
+        let compressed = try await gzip(Data(text.utf8))
         let server = try LoopbackHTTPServer { request in
             guard request.header("Accept-Encoding")?.contains("gzip") == true else { return .init(status: 400) }
             return .init(headers: [("Content-Encoding", "gzip")], body: compressed)
@@ -139,12 +139,12 @@ import Testing
         #expect(String(decoding: response.body, as: UTF8.self) == "POST batch=[]")
     }
 
-    private func gzip(_ data: Data) throws -> Data {
+    private func gzip(_ data: Data) async throws -> Data {
         let folder = try Repository.temporaryFolder("gzip")
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("body")
         try data.write(to: file)
-        let result = try runProgram("gzip", ["-9", file.path])
+        let result = try await runProgram("gzip", ["-9", file.path])
         #expect(result.status == 0)
         return try Data(contentsOf: folder.appendingPathComponent("body.gz"))
     }

@@ -49,6 +49,7 @@ import Testing
 
     func world(expiring: Bool = false) throws -> World {
         let db = try PostgresConnection(conninfo: try TestDatabase.create("backfill"))
+        let session = try PostgresSession(conninfo: db.conninfo)
         try Migrator().migrate(db)
         let scenario = Self.scenario(expiring: expiring)
         let fake = try GraphFake(scenario: scenario, now: Self.day0)
@@ -58,10 +59,10 @@ import Testing
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
         var pipeline = Pipeline(name: "story")
         pipeline.defaultSource = "facebook"
-        let stage = RunStage(graph: graph, connections: ConnectionStore(db), leads: LeadStore(db),
+        let stage = RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
                              archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline, settings: settings,
                              spoolRoot: home.appendingPathComponent("spool"), host: "story-host")
-        return World(fake: fake, db: db, connector: Connector(graph: graph, repository: ConnectionStore(db), sealer: vault, settings: settings),
+        return World(fake: fake, db: db, connector: Connector(graph: graph, repository: ConnectionStore(session), sealer: vault, settings: settings),
                      stage: stage, pipeline: pipeline)
     }
 

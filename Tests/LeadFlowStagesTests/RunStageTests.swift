@@ -45,6 +45,7 @@ import Testing
 
     func world() async throws -> World {
         let db = try PostgresConnection(conninfo: try TestDatabase.create("run"))
+        let session = try PostgresSession(conninfo: db.conninfo)
         try Migrator().migrate(db)
         let scenario = Self.scenario()
         let fake = try GraphFake(scenario: scenario, now: Self.now)
@@ -53,7 +54,7 @@ import Testing
         let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, pageSize: 200, appSecret: GraphScenario().appSecret),
                                 sleeper: RecordingSleeper())
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
-        let connections = ConnectionStore(db)
+        let connections = ConnectionStore(session)
         let connector = Connector(graph: graph, repository: connections, sealer: vault, settings: settings)
         for page in ["1001", "1002", "1003"] {
             _ = try await connector.connect(.init(instance: "acme", pageID: page, label: "acme-\(page)", token: AccessToken("EAAB-run-token-\(page)")),
@@ -61,7 +62,7 @@ import Testing
         }
         var pipeline = Pipeline(name: "test")
         pipeline.defaultSource = "facebook"
-        let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(db),
+        let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(session),
                              archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline,
                              settings: settings, spoolRoot: home.appendingPathComponent("spool"))
         return World(fake: fake, db: db, home: home, stage: stage, pipeline: pipeline)
@@ -152,11 +153,11 @@ import Testing
             #expect(try ArchiveVerifier.sha256(of: url) == sha)
             #expect(try ArchiveVerifier.verify(url) > 1)
             for tool in ["tar", "bsdtar"] {
-                let listing = try runProgram(tool, ["-tf", url.path])
+                let listing = try await runProgram(tool, ["-tf", url.path])
                 #expect(listing.status == 0)
                 #expect(listing.stdout.contains("manifest.json"))
             }
-            let content = try runProgram("bsdtar", ["-xOf", url.path])
+            let content = try await runProgram("bsdtar", ["-xOf", url.path])
             #expect(content.stdout.contains("\"paging\""), "raw pages as they arrived")
             #expect(!content.stdout.contains("EAAB-run-token"))
             #expect(!content.stdout.contains("access_token=EAAB"))

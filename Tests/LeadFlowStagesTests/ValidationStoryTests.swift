@@ -44,6 +44,7 @@ import Testing
 
     func world() throws -> World {
         let db = try PostgresConnection(conninfo: try TestDatabase.create("story"))
+        let session = try PostgresSession(conninfo: db.conninfo)
         try Migrator().migrate(db)
         let scenario = Self.scenario()
         let fake = try GraphFake(scenario: scenario, now: Self.day0)
@@ -52,7 +53,7 @@ import Testing
         let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, appSecret: scenario.appSecret),
                                 sleeper: RecordingSleeper())
         let settings = ValidationSettings(appID: scenario.appID, appSecret: scenario.appSecret)
-        let store = ConnectionStore(db)
+        let store = ConnectionStore(session)
         return World(fake: fake, store: store,
                      connector: Connector(graph: graph, repository: store, sealer: vault, settings: settings),
                      preflight: PreflightStage(graph: graph, repository: store, sealer: vault, settings: settings),
@@ -88,7 +89,7 @@ import Testing
         #expect(first.pageName == "Acme Analytics")
         #expect(first.expiresAt == Self.day(90))
         #expect(first.reminderAt == Self.day(75))
-        let stored = try #require(try world.store.connection(label: "acme-main"))
+        let stored = try #require(try await world.store.connection(label: "acme-main"))
         let kept = try TokenVault.open(keyFile: world.home.appendingPathComponent("token.key"))
             .open(stored.tokenCiphertext, boundTo: stored.sealContext, keyID: stored.tokenKeyID)
         let described = try #require(world.fake.describeToken(kept.secret))
@@ -104,7 +105,7 @@ import Testing
             let result = try await check(world, at: Self.day(Double(n)))
             #expect(result.outcome == .checked(.healthy), "day \(n)")
         }
-        #expect(try world.store.voidPeriods(connectionID: stored.id).isEmpty)
+        #expect(try await world.store.voidPeriods(connectionID: stored.id).isEmpty)
         #expect(try reminderCount(world) == 0)
         // One second before day 75 is still healthy; day 75 itself is due.
         #expect(try await check(world, at: Self.day(75).addingTimeInterval(-1)).outcome == .checked(.healthy))
@@ -117,7 +118,7 @@ import Testing
             #expect(!result.wroteReminder, "day \(n): one reminder per cycle")
         }
         #expect(try reminderCount(world) == 1)
-        #expect(try world.store.voidPeriods(connectionID: stored.id).isEmpty, "no void period from day 1 to 89")
+        #expect(try await world.store.voidPeriods(connectionID: stored.id).isEmpty, "no void period from day 1 to 89")
 
         // Day 90: the cycle ends at the exact expiry instant; no Graph call is made.
         #expect(try await check(world, at: Self.day(90).addingTimeInterval(-1)).outcome == .checked(.reminderDue))
@@ -167,15 +168,15 @@ import Testing
         _ = try await connect(world, "EAAB-story-user-four", at: Self.day(170))
         #expect(try await check(world, at: Self.day(200)).outcome == .checked(.healthy))
 
-        let record = try #require(try world.store.connection(label: "acme-main"))
-        let periods = try world.store.voidPeriods(connectionID: record.id)
+        let record = try #require(try await world.store.connection(label: "acme-main"))
+        let periods = try await world.store.voidPeriods(connectionID: record.id)
         #expect(periods.map(\.cause) == [.tokenExpired, .permissionRevoked, .tokenInvalidated])
         #expect(periods.map(\.startedAt) == [Self.day(90), Self.day(130).addingTimeInterval(5 * 3600), Self.day(160).addingTimeInterval(4 * 3600)])
         #expect(periods.map(\.endedAt) == [Self.day(100), Self.day(140), Self.day(170)])
-        let kinds = try world.store.authEvents(connectionID: record.id).map(\.kind).filter { $0 != "verified" }
+        let kinds = try await world.store.authEvents(connectionID: record.id).map(\.kind).filter { $0 != "verified" }
         #expect(kinds == ["authenticated", "expiring", "expired", "reauthenticated", "revoked", "reauthenticated",
                           "authenticator_changed", "invalid", "reauthenticated"])
-        let verified = try world.store.authEvents(connectionID: record.id).filter { $0.kind == "verified" }.count
+        let verified = try await world.store.authEvents(connectionID: record.id).filter { $0.kind == "verified" }.count
         // One a calendar day while healthy or due: days 1–74, 75 (twice checked), 76–89,
         // 90 (one second before the end), 101, 129 and 200.
         #expect(verified == 74 + 1 + 14 + 1 + 3)
@@ -194,7 +195,7 @@ import Testing
         let mode = try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         // A ciphertext moved to another connection's context does not open.
-        let record = try #require(try world.store.connection(label: "acme-main"))
+        let record = try #require(try await world.store.connection(label: "acme-main"))
         let vault = try TokenVault.openOrCreate(keyFile: keyFile)
         let opened = try vault.open(record.tokenCiphertext, boundTo: record.sealContext, keyID: record.tokenKeyID)
         #expect(opened != AccessToken("EAAB-story-user-one"), "the user token is never kept")
@@ -212,7 +213,7 @@ import Testing
         #expect(mismatch?.kind == .keyMismatch)
     }
 
-    @Test func aKeyFileOthersCanReadIsRefused() throws {
+    @Test func aKeyFileOthersCanReadIsRefused() async throws {
         let home = try Repository.temporaryFolder("keymode")
         let keyFile = home.appendingPathComponent("token.key")
         _ = try TokenVault.openOrCreate(keyFile: keyFile)
@@ -228,7 +229,7 @@ import Testing
             _ = try await connect(world, "EAAB-story-user-one", at: Self.day(0).addingTimeInterval(60))
         }
         #expect(refusal?.description.contains("Leads Access Manager") == true)
-        #expect(try world.store.all().isEmpty, "nothing stored")
+        #expect(try await world.store.all().isEmpty, "nothing stored")
     }
 
     @Test func connectRefusesAMissingPermissionByName() async throws {
