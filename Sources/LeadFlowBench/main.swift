@@ -2,6 +2,7 @@
 //   LeadFlowBench copy [rows] [rounds]         (needs DATABASE_URL)
 //   LeadFlowBench extract [leads] [--quick]
 //   LeadFlowBench scenario [leads] [pages]      (the Graph fake's scenario, JSON on stdout)
+//   LeadFlowBench connect-scenario [pages] [issued-at]   (one user token reaching every Page)
 import Foundation
 import LeadFlowCore
 
@@ -15,12 +16,17 @@ case "scenario":
     let total = arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000
     let pages = arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10
     FileHandle.standardOutput.write(try JSONEncoder().encode(benchScenario(totalLeads: total, tokenPrefix: "EAAB-bench-", pages: pages)))
+case "connect-scenario":
+    // scripts/bench-connect.sh: PAGES Pages (from 1001) that one fresh user token reaches.
+    let pages = arguments.count > 1 ? Int(arguments[1]) ?? 1_000 : 1_000
+    let issuedAt = arguments.count > 2 ? arguments[2] : "2026-12-01T00:00:00Z"
+    FileHandle.standardOutput.write(try JSONEncoder().encode(connectScenario(pages: pages, issuedAt: issuedAt)))
 case "transform":
     try runTransformBenchmark(leads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "extract":
     try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads] [pages]\n".utf8))
+    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads] [pages] | connect-scenario [pages] [issued-at]\n".utf8))
     exit(64)
 }
 
