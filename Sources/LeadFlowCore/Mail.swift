@@ -67,8 +67,9 @@ public struct MailMessage: Sendable, Equatable {
             "",
         ]
         // RFC 5322 caps a line at 998 octets; the renderer wraps prose well below that.
-        lines += body.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
-            .map { String($0.prefix(900)) }
+        var bodyLines = body.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        if bodyLines.last?.isEmpty == true { bodyLines.removeLast() }     // the body's own last line end
+        lines += bodyLines.map { String($0.prefix(900)) }
         return Data(lines.joined(separator: "\r\n").utf8 + Array("\r\n".utf8))
     }
 
