@@ -342,10 +342,10 @@ public protocol NotificationRepository {
     /// that two notifiers at once (runs on several hosts) never send the same one twice
     /// at the same moment. A lease outlives a crashed notifier by at most `lease`.
     func claimDue(now: Date, limit: Int, lease: Duration) throws -> [PendingDelivery]
-    /// The outcome of `attempts` more attempts: delivered (`error` nil), or the last error
-    /// and when to try again. Ends the lease.
-    func recordAttempts(notificationID: Int64, channel: NotificationChannel, attempts: Int, at: Date, error: String?,
-                        nextAttemptAt: Date) throws
+    /// The outcome of `attempts` more attempts: delivered or not, the last error met (kept
+    /// when nil), and when to try again. Ends the lease.
+    func recordAttempts(notificationID: Int64, channel: NotificationChannel, attempts: Int, at: Date, delivered: Bool,
+                        lastError: String?, nextAttemptAt: Date) throws
     /// Ends a lease without an attempt, to try again at `until` (the channel's receiver
     /// was found down earlier in this pass).
     func postpone(notificationID: Int64, channel: NotificationChannel, error: String, until: Date) throws

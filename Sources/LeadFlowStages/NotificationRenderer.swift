@@ -31,7 +31,7 @@ public enum NotificationRenderer {
     public static func mail(_ event: StoredNotification, channel: NotificationChannel, from: EmailAddress, to: EmailAddress) -> MailMessage {
         let (subject, paragraphs) = text(event, channel: channel)
         let greeting = channel == .authenticatorMail ? event.authenticatorName.map { "Hello \($0)," } ?? "Hello," : "Hello,"
-        let footer = "-- \nLeadFlow, connection \(event.label) (instance \(event.instance), Page \(event.pageID)), event \(event.eventID)"
+        let footer = "-- \nLeadFlow: connection \(event.label), instance \(event.instance), Page \(event.pageID)\nEvent \(event.eventID)"
         let body = ([greeting] + paragraphs.map { wrap($0) } + [footer]).joined(separator: "\n\n") + "\n"
         return MailMessage(from: from, to: to, subject: subject, body: body,
                            messageID: "\(event.eventID).\(channel.rawValue.replacingOccurrences(of: ":", with: "-"))@leadflow",

@@ -20,7 +20,9 @@ public struct Notifier {
     /// How hard one pass tries.
     public struct Policy: Sendable {
         /// Attempts of one delivery within a pass (a refused one is tried again at once, after a wait).
-        public var attemptsPerPass = 3
+        public var attemptsPerPass = 3 {
+            didSet { attemptsPerPass = max(1, attemptsPerPass) }
+        }
         /// The wait before the second attempt of a pass; doubled before each next one.
         public var firstBackoff: Duration = .seconds(1)
         /// Between passes, the wait after n failed attempts is 2^(n-1) minutes, at most this.
@@ -68,34 +70,36 @@ public struct Notifier {
         report.routed = try route(now: now)
         // A receiver found unreachable is not asked again in this pass: each of its
         // deliveries would wait out the connect timeout in turn.
-        var down: [Transport: String] = [:]
+        var down: [Transport: (reason: String, until: Date)] = [:]
         while true {
             let due = try repository.claimDue(now: now, limit: 100, lease: policy.lease)
             if due.isEmpty { break }
             for delivery in due {
                 let transport = Transport(delivery.channel)
-                if let reason = down[transport] {
+                if let (reason, until) = down[transport] {
+                    // Tried again with the delivery that found the receiver down.
                     try repository.postpone(notificationID: delivery.notification.id, channel: delivery.channel,
-                                            error: "\(reason) (not tried again in this pass)",
-                                            until: nextPass(now, afterAttempts: delivery.attempts + 1))
+                                            error: "\(reason) (not tried again in this pass)", until: until)
                     report.failures.append(.init(eventID: delivery.notification.eventID, type: delivery.notification.type,
                                                  label: delivery.notification.label, channel: delivery.channel, error: reason))
                     continue
                 }
                 let outcome = await deliver(delivery)
-                if let error = outcome.error {
+                if outcome.delivered {
                     try repository.recordAttempts(notificationID: delivery.notification.id, channel: delivery.channel,
-                                                  attempts: outcome.attempts, at: now, error: error,
-                                                  nextAttemptAt: nextPass(now, afterAttempts: delivery.attempts + outcome.attempts))
-                    report.failures.append(.init(eventID: delivery.notification.eventID, type: delivery.notification.type,
-                                                 label: delivery.notification.label, channel: delivery.channel, error: error))
-                    if outcome.unreachable { down[transport] = error }
-                    log(delivery, "failing", error: error)
-                } else {
-                    try repository.recordAttempts(notificationID: delivery.notification.id, channel: delivery.channel,
-                                                  attempts: outcome.attempts, at: now, error: nil, nextAttemptAt: now)
+                                                  attempts: outcome.attempts, at: now, delivered: true, lastError: outcome.error,
+                                                  nextAttemptAt: now)
                     report.delivered += 1
                     log(delivery, "delivered", error: nil)
+                } else {
+                    let error = outcome.error ?? "not attempted"
+                    let next = nextPass(now, afterAttempts: delivery.attempts + outcome.attempts)
+                    try repository.recordAttempts(notificationID: delivery.notification.id, channel: delivery.channel,
+                                                  attempts: outcome.attempts, at: now, delivered: false, lastError: error, nextAttemptAt: next)
+                    report.failures.append(.init(eventID: delivery.notification.eventID, type: delivery.notification.type,
+                                                 label: delivery.notification.label, channel: delivery.channel, error: error))
+                    if outcome.unreachable { down[transport] = (error, next) }
+                    log(delivery, "failing", error: error)
                 }
             }
         }
@@ -129,6 +133,8 @@ public struct Notifier {
 
     struct Outcome {
         var attempts = 0
+        var delivered = false
+        /// The last error met, kept when a later attempt got through.
         var error: String?
         /// The server could not be reached at all (connection refused, timeout, no such host).
         var unreachable = false
@@ -146,7 +152,7 @@ public struct Notifier {
             outcome.attempts += 1
             do {
                 try await attempt(delivery)
-                outcome.error = nil
+                outcome.delivered = true
                 return outcome
             } catch let failure as DeliveryFailure {
                 outcome.error = failure.reason

@@ -74,16 +74,16 @@ public struct NotificationStore: NotificationRepository {
         }
     }
 
-    public func recordAttempts(notificationID: Int64, channel: NotificationChannel, attempts: Int, at: Date, error: String?,
-                               nextAttemptAt: Date) throws {
+    public func recordAttempts(notificationID: Int64, channel: NotificationChannel, attempts: Int, at: Date, delivered: Bool,
+                               lastError: String?, nextAttemptAt: Date) throws {
         try db.transaction { db in
             // A delivery keeps the error it got past: "delivered after 2 attempts, the first refused with HTTP 500".
             try db.query("""
                 UPDATE notification_deliveries SET attempts = attempts + $3, last_attempt_at = $4, last_error = coalesce($5, last_error),
-                    delivered_at = CASE WHEN $5::text IS NULL THEN $4::timestamptz END, next_attempt_at = $6, leased_until = NULL
+                    delivered_at = CASE WHEN $7 THEN $4::timestamptz END, next_attempt_at = $6, leased_until = NULL
                 WHERE notification_id = $1 AND channel = $2
-                """, [notificationID, channel.rawValue, attempts, at, error, nextAttemptAt], label: "record delivery attempts")
-            guard error == nil else { return }
+                """, [notificationID, channel.rawValue, attempts, at, lastError, nextAttemptAt, delivered], label: "record delivery attempts")
+            guard delivered else { return }
             // The reminders table says whether its reminder reached anyone (`leadflow reminders`).
             try db.query("""
                 UPDATE reminders r SET delivered_at = $2 FROM notifications n

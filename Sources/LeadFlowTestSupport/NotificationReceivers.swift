@@ -111,3 +111,13 @@ public final class RecordingWebhook: @unchecked Sendable {
         }
     }
 }
+
+extension RecordingWebhook.Received {
+    /// Whether `X-LeadFlow-Signature` is `sha256=<HMAC-SHA256 of the body under secret>`,
+    /// recomputed by Python's own hmac module (an implementation independent of LeadFlow's).
+    public func signatureVerifies(secret: String) throws -> Bool {
+        let script = "import hmac, hashlib, sys; print('sha256=' + hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())"
+        let result = try runProgram("/usr/bin/python3", ["-c", script, secret], input: body)
+        return result.status == 0 && signature == result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

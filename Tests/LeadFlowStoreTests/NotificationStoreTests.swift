@@ -129,12 +129,13 @@ import Testing
 
         let reminder = try #require(claimed.first { $0.notification.type == .reminderDue && $0.channel == .webhook })
         try outbox.recordAttempts(notificationID: reminder.notification.id, channel: .webhook, attempts: 3, at: Self.day(75),
-                                  error: "HTTP 500 from http://127.0.0.1:9", nextAttemptAt: Self.day(75).addingTimeInterval(240))
+                                  delivered: false, lastError: "HTTP 500 from http://127.0.0.1:9",
+                                  nextAttemptAt: Self.day(75).addingTimeInterval(240))
         #expect(try outbox.claimDue(now: Self.day(75).addingTimeInterval(60), limit: 10, lease: .seconds(60)).isEmpty, "not due yet")
         let again = try outbox.claimDue(now: Self.day(75).addingTimeInterval(300), limit: 10, lease: .seconds(60))
         #expect(again.map(\.attempts) == [3])
-        try outbox.recordAttempts(notificationID: reminder.notification.id, channel: .webhook, attempts: 1, at: Self.day(75.01), error: nil,
-                                  nextAttemptAt: Self.day(75.01))
+        try outbox.recordAttempts(notificationID: reminder.notification.id, channel: .webhook, attempts: 1, at: Self.day(75.01),
+                                  delivered: true, lastError: nil, nextAttemptAt: Self.day(75.01))
         #expect(try db.query("SELECT delivered_at FROM reminders")[0].date(0) == Self.day(75.01), "the reminder reached someone")
 
         let status = try #require(try outbox.statuses(limit: 10).first { $0.type == .reminderDue })
