@@ -54,6 +54,8 @@ import Testing
         _ = try leadflow(["check"])
         _ = try leadflow(["status", "--json"])
         _ = try leadflow(["reminders", "--json"])
+        _ = try leadflow(["notify"])
+        _ = try leadflow(["notifications", "--json"])
         _ = try leadflow(["backfill", "--all"])
         _ = try leadflow(["archive", "list"])
         _ = try leadflow(["archive", "verify", "--all"])
