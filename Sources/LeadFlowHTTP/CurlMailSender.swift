@@ -177,6 +177,8 @@ final class MailWorker: @unchecked Sendable {
         try check(ccurl_easy_setopt_slist(easy, CURLOPT_MAIL_RCPT, recipients), "curl_easy_setopt(CURLOPT_MAIL_RCPT)", url: shownURL)
         try set(CURLOPT_UPLOAD, 1, "CURLOPT_UPLOAD")
         let context = Unmanaged.passUnretained(payload).toOpaque()
+        // CURLOPT_READFUNCTION has the write callback's C type (buffer, size, count,
+        // userdata), so the existing typed shim serves both.
         try check(ccurl_easy_setopt_callback(easy, CURLOPT_READFUNCTION, readCallback), "curl_easy_setopt(CURLOPT_READFUNCTION)",
                   url: shownURL)
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_READDATA, context), "curl_easy_setopt(CURLOPT_READDATA)", url: shownURL)
