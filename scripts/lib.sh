@@ -4,7 +4,7 @@
 
 # The Debian packages LeadFlow builds and tests with.
 LEADFLOW_APT_PACKAGES=(pkg-config libcurl4-openssl-dev libpq-dev libarchive-dev libarchive-tools
-                       postgresql zstd gzip tar)
+                       postgresql zstd gzip tar python3-aiosmtpd)
 
 say() { printf 'leadflow: %s\n' "$*" >&2; }
 
@@ -78,4 +78,28 @@ stop_postgres() {
     [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ] || return 0
     (cd /tmp && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1) || true
     rm -rf "$PG_DIR"
+}
+
+# Starts a real SMTP server on a free loopback port (scripts/smtp-sink.py, Debian's
+# python3-aiosmtpd) that writes each message it accepts to a folder; sets SMTP_PID and
+# exports LEADFLOW_TEST_SMTP_PORT and LEADFLOW_TEST_SMTP_FOLDER. Stop it with stop_smtp.
+start_smtp() {
+    SMTP_DIR=$(mktemp -d /tmp/leadflow-smtp.XXXXXX)
+    LEADFLOW_TEST_SMTP_PORT=$(free_port) || return 1
+    LEADFLOW_TEST_SMTP_FOLDER="$SMTP_DIR/messages"
+    # Debian's interpreter, where python3-aiosmtpd is installed (not a pyenv shim's).
+    /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/smtp-sink.py" "$LEADFLOW_TEST_SMTP_PORT" "$LEADFLOW_TEST_SMTP_FOLDER" \
+        >"$SMTP_DIR/server.log" 2>&1 &
+    SMTP_PID=$!
+    for _ in $(seq 1 100); do grep -q listening "$SMTP_DIR/server.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q listening "$SMTP_DIR/server.log" || { say "the SMTP server did not start:"; cat "$SMTP_DIR/server.log" >&2; return 1; }
+    export LEADFLOW_TEST_SMTP_PORT LEADFLOW_TEST_SMTP_FOLDER
+    say "SMTP server (aiosmtpd) on 127.0.0.1:$LEADFLOW_TEST_SMTP_PORT"
+}
+
+stop_smtp() {
+    [ -n "${SMTP_PID:-}" ] && kill "$SMTP_PID" 2>/dev/null && wait "$SMTP_PID" 2>/dev/null || true
+    SMTP_PID=
+    [ -n "${SMTP_DIR:-}" ] && rm -rf "$SMTP_DIR"
+    return 0
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, with the real parts: installs what is missing (apt), starts a
-# throwaway PostgreSQL as an unprivileged user, runs `swift test`, and removes the
-# cluster whatever happens. Safe to run again. Usage: bash scripts/test.sh [swift test args]
+# throwaway PostgreSQL as an unprivileged user and an SMTP server on loopback, runs `swift
+# test`, and removes both whatever happens. Safe to run again. Usage: bash scripts/test.sh [swift test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -9,9 +9,11 @@ source scripts/lib.sh
 ensure_packages
 command -v swift >/dev/null || { say "Swift 6 is required (https://www.swift.org/install/linux/)"; exit 1; }
 
-trap stop_postgres EXIT
+trap 'stop_smtp; stop_postgres' EXIT
 # fsync off: the cluster is thrown away, and the tests assert LeadFlow's own durability.
 start_postgres -c fsync=off -c full_page_writes=off -c max_connections=200
+# The notification tests' mail server.
+start_smtp
 
 # Build first so the CLI tests find .build/debug/leadflow.
 swift build --build-tests

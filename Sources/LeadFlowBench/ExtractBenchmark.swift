@@ -132,3 +132,13 @@ func measureBounds(baseURL: String, formID: String, token: AccessToken) async th
                  body.count / 1024, served / Double(rounds) * 1000, Double(rounds * 100) / served,
                  decoded / Double(rounds) * 1000, Double(rounds * 100) / decoded))
 }
+
+/// `connect --all-pages` at scale: an authenticator who manages `pages` Pages (one form
+/// each, no leads: connect reads none) hands over one fresh short-lived user token.
+func connectScenario(pages: Int, issuedAt: String) -> GraphScenario {
+    var scenario = GraphScenario()
+    let ids = (0..<pages).map { String(1001 + $0) }
+    scenario.pages = ids.map { .init(id: $0, name: "Bench Page \($0)", forms: [.init(id: "\($0)0", name: "Form")]) }
+    scenario.tokens = [.user("EAAB-bench-user", id: "42", name: "Bench Authenticator", pages: ids, issuedAt: issuedAt)]
+    return scenario
+}

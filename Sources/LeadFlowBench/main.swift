@@ -4,6 +4,7 @@
 //   LeadFlowBench scenario [leads] [pages]      (the Graph fake's scenario, JSON on stdout)
 //   LeadFlowBench scenario-one-user [leads] [pages]  (the same, one user token reaching every Page)
 //   LeadFlowBench load [leads]                  (the load stage alone; needs DATABASE_URL, a fresh database)
+//   LeadFlowBench connect-scenario [pages] [issued-at]   (one user token reaching every Page)
 import Foundation
 import LeadFlowCore
 
@@ -25,12 +26,17 @@ case "scenario-one-user":
     FileHandle.standardOutput.write(try JSONEncoder().encode(scenario))
 case "load":
     try await runLoadBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
+case "connect-scenario":
+    // scripts/bench-connect.sh: PAGES Pages (from 1001) that one fresh user token reaches.
+    let pages = arguments.count > 1 ? Int(arguments[1]) ?? 1_000 : 1_000
+    let issuedAt = arguments.count > 2 ? arguments[2] : "2026-12-01T00:00:00Z"
+    FileHandle.standardOutput.write(try JSONEncoder().encode(connectScenario(pages: pages, issuedAt: issuedAt)))
 case "transform":
     try runTransformBenchmark(leads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 case "extract":
     try await runExtractBenchmark(totalLeads: arguments.count > 1 ? Int(arguments[1]) ?? 100_000 : 100_000)
 default:
-    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads] [pages]\n".utf8))
+    FileHandle.standardError.write(Data("usage: LeadFlowBench copy [rows] [rounds] | extract [leads] | scenario [leads] [pages] | connect-scenario [pages] [issued-at]\n".utf8))
     exit(64)
 }
 

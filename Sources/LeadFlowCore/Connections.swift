@@ -90,10 +90,18 @@ public struct Authentication: Sendable {
     public var userTokenExpiresAt: Date?
     public var facebookExpiresAt: Date?
     public var facebookDataAccessExpiresAt: Date?
+    /// Where the Connector Authenticator wants reminders (`connect --notify-email`), sealed.
+    /// nil keeps the address already stored, unless the authenticator changed: a new
+    /// person's reminders must not go to the last one's inbox.
+    public var notifyAddress: SealedAddress?
+    /// The new cycle's end and reminder under the policy, for the event that tells of it.
+    public var expiresAt: Date?
+    public var reminderAt: Date?
 
     public init(instance: String, pageID: String, label: String, pageName: String?, authenticatorUserID: String,
                 authenticatorName: String? = nil, tokenCiphertext: Data, tokenKeyID: String, tokenType: String, scopes: [String],
-                userTokenExpiresAt: Date? = nil, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?) {
+                userTokenExpiresAt: Date? = nil, facebookExpiresAt: Date?, facebookDataAccessExpiresAt: Date?,
+                notifyAddress: SealedAddress? = nil, expiresAt: Date? = nil, reminderAt: Date? = nil) {
         self.instance = instance
         self.pageID = pageID
         self.label = label
@@ -107,6 +115,9 @@ public struct Authentication: Sendable {
         self.userTokenExpiresAt = userTokenExpiresAt
         self.facebookExpiresAt = facebookExpiresAt
         self.facebookDataAccessExpiresAt = facebookDataAccessExpiresAt
+        self.notifyAddress = notifyAddress
+        self.expiresAt = expiresAt
+        self.reminderAt = reminderAt
     }
 }
 

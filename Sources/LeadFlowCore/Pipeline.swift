@@ -66,6 +66,8 @@ public struct Pipeline: Sendable, Equatable {
     public var defaultSource: String?
     /// Question key → schema field, on top of `LeadSchema.defaultFieldKeys`.
     public var fieldMapping: [String: LeadField] = [:]
+    /// Where notifications go (webhook, SMTP, each instance's CSM); the environment overrides.
+    public var notifications = NotificationConfiguration()
 
     public init(name: String) {
         self.name = name

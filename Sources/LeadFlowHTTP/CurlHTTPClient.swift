@@ -5,7 +5,7 @@ import Logging
 
 /// `curl_global_init` must run once per process, before any other curl call, and is not
 /// thread-safe: a Swift global is initialised exactly once, under a lock.
-private let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
+let curlGlobalInitResult: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
 
 /// HTTP over libcurl's multi interface: many transfers in flight at once on one
 /// dedicated thread, with connections kept alive and reused between requests.

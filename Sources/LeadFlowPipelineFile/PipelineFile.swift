@@ -113,7 +113,8 @@ private struct Reader {
 
     mutating func pipeline(_ root: Node, name: String) throws -> Pipeline {
         var pipeline = Pipeline(name: name)
-        let top = try mapping(root, "", allowed: ["version", "graph", "workers", "window", "token_policy", "archive", "backfill", "mapping"])
+        let top = try mapping(root, "", allowed: ["version", "graph", "workers", "window", "token_policy", "archive", "backfill", "mapping",
+                                                  "notifications"])
         if let version = top["version"] {
             guard try int(version, "version", in: 1...1) == 1 else { throw fail(version, "version", "must be 1") }
         }
@@ -220,6 +221,64 @@ private struct Reader {
                 }
             }
         }
+        if let node = top["notifications"] { pipeline.notifications = try notifications(node) }
         return pipeline
+    }
+
+    /// `notifications:`: where events go. Secrets are never in the file, only where to find them.
+    func notifications(_ node: Node) throws -> NotificationConfiguration {
+        var configuration = NotificationConfiguration()
+        let section = try mapping(node, "notifications", allowed: ["webhook", "email", "instances"])
+        if let node = section["webhook"] {
+            let webhook = try mapping(node, "notifications.webhook", allowed: ["url", "secret_env", "secret_file"])
+            if let value = webhook["url"] {
+                let url = try string(value, "notifications.webhook.url")
+                if let problem = NotificationURLs.webhookProblem(url) { throw fail(value, "notifications.webhook.url", problem) }
+                configuration.webhookURL = url
+            }
+            if let value = webhook["secret_env"] {
+                let name = try string(value, "notifications.webhook.secret_env")
+                guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                    throw fail(value, "notifications.webhook.secret_env", "must name an environment variable (the secret itself never goes in this file)")
+                }
+                configuration.webhookSecretEnv = name
+            }
+            if let value = webhook["secret_file"] { configuration.webhookSecretFile = try string(value, "notifications.webhook.secret_file") }
+        }
+        if let node = section["email"] {
+            let email = try mapping(node, "notifications.email", allowed: ["smtp_url", "from", "starttls"])
+            if let value = email["smtp_url"] {
+                let url = try string(value, "notifications.email.smtp_url")
+                if let problem = NotificationURLs.smtpProblem(url) { throw fail(value, "notifications.email.smtp_url", problem) }
+                configuration.smtpURL = url
+            }
+            if let value = email["from"] {
+                guard let address = EmailAddress(try string(value, "notifications.email.from")) else {
+                    throw fail(value, "notifications.email.from", "must be an e-mail address (name@domain)")
+                }
+                configuration.from = address
+            }
+            if let value = email["starttls"] {
+                guard let mode = SMTPStartTLS(rawValue: try string(value, "notifications.email.starttls")) else {
+                    throw fail(value, "notifications.email.starttls", "must be auto, required or off")
+                }
+                configuration.startTLS = mode
+            }
+        }
+        if let node = section["instances"] {
+            guard let instances = node.mapping else { throw fail(node, "notifications.instances", "must map instance names to their settings") }
+            for (nameNode, settingsNode) in instances {
+                guard let instance = nameNode.string else { throw fail(nameNode, "notifications.instances", "keys must be instance names") }
+                let path = "notifications.instances.\(instance)"
+                let settings = try mapping(settingsNode, path, allowed: ["csm_email"])
+                if let value = settings["csm_email"] {
+                    guard let address = EmailAddress(try string(value, "\(path).csm_email")) else {
+                        throw fail(value, "\(path).csm_email", "must be an e-mail address (name@domain)")
+                    }
+                    configuration.csmEmail[instance] = address
+                }
+            }
+        }
+        return configuration
     }
 }

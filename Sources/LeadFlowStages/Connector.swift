@@ -60,16 +60,20 @@ public struct Connector {
         /// The label of a single Page's connection (default: its Page's name, made a label).
         public var label: String?
         public var token: AccessToken
+        /// Where the Connector Authenticator wants reminders and voids told; sealed like
+        /// the token for each Page. nil keeps the address a reauthentication finds.
+        public var notifyEmail: EmailAddress?
 
-        public init(instance: String, pages: Pages, label: String? = nil, token: AccessToken) {
+        public init(instance: String, pages: Pages, label: String? = nil, token: AccessToken, notifyEmail: EmailAddress? = nil) {
             self.instance = instance
             self.pages = pages
             self.label = label
             self.token = token
+            self.notifyEmail = notifyEmail
         }
 
-        public init(instance: String, pageID: String, label: String?, token: AccessToken) {
-            self.init(instance: instance, pages: .these([pageID]), label: label, token: token)
+        public init(instance: String, pageID: String, label: String?, token: AccessToken, notifyEmail: EmailAddress? = nil) {
+            self.init(instance: instance, pages: .these([pageID]), label: label, token: token, notifyEmail: notifyEmail)
         }
     }
 
@@ -146,7 +150,8 @@ public struct Connector {
                 let check = try checks[pageID]!.get()
                 return try await connectPage(instance: request.instance, pageID: pageID, pageName: account.name,
                                        label: pageIDs.count == 1 ? request.label : nil, pageToken: account.token,
-                                       debug: check.debug, access: check.access, identity: identity, now: now)
+                                       debug: check.debug, access: check.access, identity: identity,
+                                       notifyEmail: request.notifyEmail, now: now)
             })
         }
         return outcomes
@@ -219,7 +224,8 @@ public struct Connector {
             ? try await Self.refuseIfVoid { try await graph.leadAccess(pageID: pageID, userID: userID, token: request.token) } : nil
         return await outcome(pageID: pageID, pageName: nil) {
             try await connectPage(instance: request.instance, pageID: pageID, pageName: nil, label: request.label,
-                            pageToken: request.token, debug: debug, access: access, identity: identity, now: now)
+                                  pageToken: request.token, debug: debug, access: access, identity: identity,
+                                  notifyEmail: request.notifyEmail, now: now)
         }
     }
 
@@ -239,7 +245,7 @@ public struct Connector {
     /// Checks one Page's token like a preflight, then seals and stores it.
     private func connectPage(instance: String, pageID: String, pageName: String?, label: String?, pageToken: AccessToken,
                              debug page: GraphClient.DebugToken, access: GraphClient.LeadAccess?, identity: Identity,
-                             now: Date) async throws -> ConnectResult {
+                             notifyEmail: EmailAddress?, now: Date) async throws -> ConnectResult {
         guard page.isValid, let access else {
             throw ConnectRefusal(reason: "Facebook says the Page token is not valid (\(GraphSubcodes.meaning(page.errorSubcode)))",
                                  remedy: "reauthenticate with a fresh token")
@@ -268,7 +274,9 @@ public struct Connector {
             instance: instance, pageID: pageID, label: chosenLabel, pageName: pageName, authenticatorUserID: identity.userID,
             authenticatorName: identity.name, tokenCiphertext: try sealer.seal(pageToken, boundTo: context), tokenKeyID: sealer.keyID,
             tokenType: page.type ?? "PAGE", scopes: page.scopes, userTokenExpiresAt: identity.userTokenExpiresAt,
-            facebookExpiresAt: page.expiresAt, facebookDataAccessExpiresAt: page.dataAccessExpiresAt), now: now)
+            facebookExpiresAt: page.expiresAt, facebookDataAccessExpiresAt: page.dataAccessExpiresAt,
+            notifyAddress: try notifyEmail.map { try sealer.seal(address: $0, instance: instance, pageID: pageID) },
+            expiresAt: evaluation.expiresAt, reminderAt: evaluation.reminderAt), now: now)
         logger.info("connected", metadata: ["connection.id": "\(saved.connectionID)", "connection.label": "\(chosenLabel)",
                                             "connection.reauthenticated": "\(saved.reauthenticated)"])
         return ConnectResult(saved: saved, label: chosenLabel, pageName: pageName, authenticatorUserID: identity.userID,

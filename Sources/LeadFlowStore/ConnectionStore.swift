@@ -37,8 +37,9 @@ public struct ConnectionStore: ConnectionRepository {
         }
     }
 
-    /// Stores a (re)authentication in one transaction: the connection row, the events, and
-    /// the end of any open void period at `now` (its window is then due for backfill).
+    /// Stores a (re)authentication in one transaction: the connection row, the events, the
+    /// end of any open void period at `now` (its window is then due for backfill), and the
+    /// `connection.created` or `connection.reauthenticated` notification.
     public func saveAuthentication(_ auth: Authentication, now: Date) async throws -> AuthenticationSaved {
         try await session.run { db in
             try db.transaction { db in
@@ -51,15 +52,21 @@ public struct ConnectionStore: ConnectionRepository {
                     id = Int64(try existing[0].int(0)!)
                     let before = try existing[0].string(1)!
                     if before != auth.authenticatorUserID { previous = before }
+                    // SET reads the row as it was: a new authenticator without a new address
+                    // loses the last one's (their reminders must not reach the previous person).
                     try db.query("""
                         UPDATE connections SET label = $2, page_name = coalesce($3, page_name), authenticator_user_id = $4,
                             token_ciphertext = $5, authenticator_name = $6, token_key_id = $7, token_type = $8, scopes = $9,
                             authenticated_at = $10, fb_expires_at = $11, fb_data_access_expires_at = $12, user_token_expires_at = $13,
+                            notify_email_ciphertext = CASE WHEN $14::bytea IS NOT NULL THEN $14::bytea
+                                                           WHEN authenticator_user_id <> $4 THEN NULL ELSE notify_email_ciphertext END,
+                            notify_email_key_id = CASE WHEN $14::bytea IS NOT NULL THEN $15
+                                                       WHEN authenticator_user_id <> $4 THEN NULL ELSE notify_email_key_id END,
                             updated_at = $10
                         WHERE id = $1
                         """, [id, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext, auth.authenticatorName,
                               auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt, auth.facebookDataAccessExpiresAt,
-                              auth.userTokenExpiresAt],
+                              auth.userTokenExpiresAt, auth.notifyAddress?.ciphertext, auth.notifyAddress?.keyID],
                         label: "update connection")
                     let open = try db.query("""
                         UPDATE void_periods SET ended_at = greatest($2, started_at + interval '1 microsecond')
@@ -71,17 +78,24 @@ public struct ConnectionStore: ConnectionRepository {
                     if let previous {
                         try event(db, id, "authenticator_changed", now, cause: "from user \(previous) to user \(auth.authenticatorUserID)")
                     }
+                    try Outbox.write(db, connectionID: id, .connectionReauthenticated(
+                        authenticatedAt: now, expiresAt: auth.expiresAt, reminderAt: auth.reminderAt, closed: closed,
+                        authenticatorChanged: previous != nil), at: now)
                 } else {
                     let inserted = try db.query("""
                         INSERT INTO connections (instance, page_id, label, page_name, authenticator_user_id, token_ciphertext,
                             authenticator_name, token_key_id, token_type, scopes, authenticated_at, fb_expires_at,
-                            fb_data_access_expires_at, user_token_expires_at, created_at, updated_at)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $11, $11) RETURNING id
+                            fb_data_access_expires_at, user_token_expires_at, notify_email_ciphertext, notify_email_key_id,
+                            created_at, updated_at)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $11, $11) RETURNING id
                         """, [auth.instance, auth.pageID, auth.label, auth.pageName, auth.authenticatorUserID, auth.tokenCiphertext,
                               auth.authenticatorName, auth.tokenKeyID, auth.tokenType, auth.scopes, now, auth.facebookExpiresAt,
-                              auth.facebookDataAccessExpiresAt, auth.userTokenExpiresAt], label: "insert connection")
+                              auth.facebookDataAccessExpiresAt, auth.userTokenExpiresAt, auth.notifyAddress?.ciphertext,
+                              auth.notifyAddress?.keyID], label: "insert connection")
                     id = Int64(try inserted[0].int(0)!)
                     try event(db, id, "authenticated", now, cause: nil)
+                    try Outbox.write(db, connectionID: id, .connectionCreated(authenticatedAt: now, expiresAt: auth.expiresAt,
+                                                                              reminderAt: auth.reminderAt), at: now)
                 }
                 return AuthenticationSaved(connectionID: id, reauthenticated: existing.count == 1, previousAuthenticator: previous,
                                    closedVoidPeriod: closed)
@@ -90,7 +104,8 @@ public struct ConnectionStore: ConnectionRepository {
     }
 
     /// Opens a void period unless one is open already (a void connection stays void: one
-    /// open period, never two). Returns whether it opened one.
+    /// open period, never two), with its `connection.void` notification. Returns whether
+    /// it opened one.
     @discardableResult
     public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> Bool {
         try await session.run { db in
@@ -107,6 +122,8 @@ public struct ConnectionStore: ConnectionRepository {
                 case .permissionRevoked, .leadAccessLost: kind = "revoked"
                 }
                 try event(db, connectionID, kind, now, cause: "\(cause.rawValue): \(detail)")
+                try Outbox.write(db, connectionID: connectionID, .connectionVoid(voidPeriodID: Int64(try opened[0].int(0)!), cause: cause,
+                                                                                 detail: detail, since: since), at: now)
                 return true
             }
         }
@@ -128,8 +145,8 @@ public struct ConnectionStore: ConnectionRepository {
         }
     }
 
-    /// Writes a reminder into the outbox once per connection, kind and cycle. Returns
-    /// whether this call wrote it.
+    /// Writes a reminder once per connection, kind and cycle, with its `reminder.due` or
+    /// `reminder.expired` notification. Returns whether this call wrote it.
     @discardableResult
     public func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date,
                               now: Date) async throws -> Bool {
@@ -142,6 +159,11 @@ public struct ConnectionStore: ConnectionRepository {
                 guard written.count == 1 else { return false }
                 if kind == "reauthentication_due" {
                     try event(db, connectionID, "expiring", now, cause: "reauthentication due by \(UTCTime.iso8601(expiresAt))")
+                    try Outbox.write(db, connectionID: connectionID, .reminderDue(cycleStartedAt: cycleStartedAt, dueAt: dueAt,
+                                                                                  expiresAt: expiresAt), at: now)
+                } else {
+                    try Outbox.write(db, connectionID: connectionID, .reminderExpired(cycleStartedAt: cycleStartedAt, expiredAt: expiresAt),
+                                     at: now)
                 }
                 return true
             }

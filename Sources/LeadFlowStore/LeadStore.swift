@@ -312,11 +312,24 @@ public struct LeadStore: LeadRepository {
         }
     }
 
+    /// Marks the period backfilled and, in the same transaction, writes its
+    /// `connection.recovered` notification with the leads created inside it now loaded
+    /// (the gap report's "recovered"). A period already marked writes nothing.
     public func markBackfilled(voidPeriodID: Int64, runID: Int64, at: Date) async throws {
         try await session.run { db in
-            _ = try db.query("""
-                UPDATE void_periods SET backfill_run_id = $2, backfilled_at = greatest($3, ended_at) WHERE id = $1 AND backfilled_at IS NULL
-                """, [voidPeriodID, runID, at], label: "mark backfilled")
+            try db.transaction { db in
+                let marked = try db.query("""
+                    UPDATE void_periods SET backfill_run_id = $2, backfilled_at = greatest($3, ended_at) WHERE id = $1 AND backfilled_at IS NULL
+                    RETURNING id, cause, cause_detail, started_at, ended_at, connection_id
+                    """, [voidPeriodID, runID, at], label: "mark backfilled")
+                guard marked.count == 1 else { return }
+                let period = try VoidPeriod(row: marked[0])
+                let connectionID = Int64(try marked[0].int(5)!)
+                let recovered = try db.query("""
+                    SELECT count(*) FROM leads WHERE connection_id = $1 AND created_at >= $2 AND created_at < $3
+                    """, [connectionID, period.startedAt, period.endedAt ?? at], label: "count recovered leads")[0].int(0) ?? 0
+                try Outbox.write(db, connectionID: connectionID, .connectionRecovered(period, recovered: recovered), at: at)
+            }
         }
     }
 

@@ -48,9 +48,11 @@ extension LeadFlow {
         func run() async throws {
             common.bootstrapLogging()
             let summary: RunStage.Summary
+            var opened: Wiring?
             do {
                 let pipeline = try pipelineOption.load()
                 let wiring = try await Wiring(pipeline: pipeline)
+                opened = wiring
                 var window: LeadWindow?
                 if let since = since.flatMap(UTCTime.parse) {
                     let end = min(until.flatMap(UTCTime.parse) ?? wiring.now, wiring.now)
@@ -60,9 +62,11 @@ extension LeadFlow {
                 summary = try await wiring.runStage(workers: workerOptions.settings(pipeline)).backfill(labels: all ? nil : labels, window: window, now: wiring.now,
                                                                progress: progressReporter(label: "leadflow.backfill"))
             } catch {
-                throw ExitStatus.report(error)
+                let status = ExitStatus.report(error)
+                if let opened { await deliverNotifications(opened) }
+                throw status
             }
-            try finish(summary)
+            try await finish(summary, notifying: opened)
         }
     }
 }

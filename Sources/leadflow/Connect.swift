@@ -21,6 +21,7 @@ extension LeadFlow {
                   leadflow connect --instance acme --page 1001 --name acme-main < token.txt
                   leadflow connect --instance acme --page 1001 --page 1002 < token.txt
                   leadflow connect --instance acme --all-pages < token.txt
+                  leadflow connect --instance acme --page 1001 --notify-email priya@acme.example < token.txt
                   leadflow connect --instance acme --page 1001
                   (then paste the token at the hidden prompt)
                 """
@@ -41,6 +42,10 @@ extension LeadFlow {
         @Option(help: "A label for the connection, unique across instances (used by backfill --connection); one Page only. Default: the Page's name, made a label (e.g. acme-analytics).")
         var name: String?
 
+        @Option(name: .customLong("notify-email"),
+                help: "The Connector Authenticator's e-mail address: reminders and voids are sent there (stored sealed like the token, never logged). A reauthentication without it keeps the address, unless the authenticator changed.")
+        var notifyEmail: String?
+
         @Option(name: .customLong("token"), help: .hidden)
         var tokenArgument: String?
 
@@ -54,6 +59,10 @@ extension LeadFlow {
             }
             if name != nil, allPages || pages.count > 1 {
                 throw ValidationError("--name labels one Page's connection; with several Pages each is named after its Page")
+            }
+            if let notifyEmail, EmailAddress(notifyEmail) == nil {
+                // Not echoed: the address is personal data, and this line may reach a log.
+                throw ValidationError("--notify-email must be one e-mail address (name@domain)")
             }
             let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
             for (flag, value) in [("--instance", instance), ("--name", name ?? "x")] {
@@ -72,7 +81,8 @@ extension LeadFlow {
                 let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
                                           settings: try wiring.validationSettings())
                 outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,
-                                                                  token: token), now: wiring.now)
+                                                                  token: token, notifyEmail: notifyEmail.flatMap(EmailAddress.init)),
+                                                            now: wiring.now)
             } catch {
                 throw ExitStatus.report(error)
             }

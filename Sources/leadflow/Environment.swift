@@ -51,13 +51,75 @@ struct Environment {
     var appID: String? { value("LEADFLOW_APP_ID") }
 
     /// `LEADFLOW_APP_SECRET`, or the first line of the file `LEADFLOW_APP_SECRET_FILE` names.
-    func appSecret() throws -> String? {
-        if let secret = value("LEADFLOW_APP_SECRET") { return secret }
-        guard let path = value("LEADFLOW_APP_SECRET_FILE") else { return nil }
+    func appSecret() throws -> String? { try secret("LEADFLOW_APP_SECRET") }
+
+    /// The variable `name`, or the first line of the file `name_FILE` names.
+    func secret(_ name: String) throws -> String? {
+        if let secret = value(name) { return secret }
+        guard let path = value(name + "_FILE") else { return nil }
+        return try Self.firstLine(of: path, key: name + "_FILE")
+    }
+
+    static func firstLine(of path: String, key: String) throws -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigurationError(key: "LEADFLOW_APP_SECRET_FILE", message: "names a file that cannot be read: \(path)")
+            throw ConfigurationError(key: key, message: "names a file that cannot be read: \(path)")
         }
         return text.split(whereSeparator: \.isNewline).first.map(String.init)
+    }
+
+    /// Where notifications go: the pipeline's `notifications:` section under the
+    /// environment's overrides (LEADFLOW_WEBHOOK_URL, LEADFLOW_WEBHOOK_SECRET(_FILE),
+    /// LEADFLOW_SMTP_URL, LEADFLOW_NOTIFY_FROM). A webhook needs its signing secret, and
+    /// an SMTP server a From address: either alone is a configuration error.
+    func notificationSettings(_ configuration: NotificationConfiguration) throws -> NotificationSettings {
+        var settings = NotificationSettings(csmEmail: configuration.csmEmail)
+        if let url = value("LEADFLOW_WEBHOOK_URL") ?? configuration.webhookURL {
+            if let problem = NotificationURLs.webhookProblem(url) {
+                throw ConfigurationError(key: "LEADFLOW_WEBHOOK_URL", message: problem)
+            }
+            var secret = try self.secret("LEADFLOW_WEBHOOK_SECRET")
+            if secret == nil, let name = configuration.webhookSecretEnv { secret = value(name) }
+            if secret == nil, let path = configuration.webhookSecretFile {
+                secret = try Self.firstLine(of: path, key: "notifications.webhook.secret_file")
+            }
+            guard let secret, !secret.isEmpty else {
+                throw ConfigurationError(key: "LEADFLOW_WEBHOOK_SECRET",
+                                         message: "is needed with a webhook URL (or LEADFLOW_WEBHOOK_SECRET_FILE, or the pipeline's notifications.webhook.secret_env or secret_file): receivers check X-LeadFlow-Signature with it")
+            }
+            settings.webhook = .init(url: url, secret: secret)
+        }
+        if smtpURL(configuration) != nil {
+            if let text = value("LEADFLOW_NOTIFY_FROM") {
+                guard let from = EmailAddress(text) else {
+                    throw ConfigurationError(key: "LEADFLOW_NOTIFY_FROM", message: "must be an e-mail address (name@domain)")
+                }
+                settings.mailFrom = from
+            } else {
+                guard let from = configuration.from else {
+                    throw ConfigurationError(key: "LEADFLOW_NOTIFY_FROM",
+                                             message: "is needed with an SMTP server (or the pipeline's notifications.email.from)")
+                }
+                settings.mailFrom = from
+            }
+        }
+        return settings
+    }
+
+    /// `LEADFLOW_SMTP_URL`, else the pipeline's `notifications.email.smtp_url`.
+    func smtpURL(_ configuration: NotificationConfiguration) -> String? {
+        value("LEADFLOW_SMTP_URL") ?? configuration.smtpURL
+    }
+
+    /// The SMTP server, its login and its TLS; nil when none is configured.
+    func smtpServer(_ configuration: NotificationConfiguration) throws -> (url: String, user: String?, password: String?, startTLS: SMTPStartTLS)? {
+        guard let url = smtpURL(configuration) else { return nil }
+        if let problem = NotificationURLs.smtpProblem(url) { throw ConfigurationError(key: "LEADFLOW_SMTP_URL", message: problem) }
+        let user = value("LEADFLOW_SMTP_USER")
+        let password = try secret("LEADFLOW_SMTP_PASSWORD")
+        if password != nil, user == nil {
+            throw ConfigurationError(key: "LEADFLOW_SMTP_USER", message: "is needed with LEADFLOW_SMTP_PASSWORD")
+        }
+        return (url, user, password, configuration.startTLS)
     }
 }
 

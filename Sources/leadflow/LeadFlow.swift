@@ -20,6 +20,11 @@ struct LeadFlow: AsyncParsableCommand {
               LEADFLOW_APP_ID         the Facebook app's id
               LEADFLOW_APP_SECRET     its secret (or LEADFLOW_APP_SECRET_FILE)
               LEADFLOW_NOW            an ISO 8601 instant that replaces the clock
+              LEADFLOW_WEBHOOK_URL    notifications' webhook (overrides notifications.webhook.url)
+              LEADFLOW_WEBHOOK_SECRET its signing secret (or LEADFLOW_WEBHOOK_SECRET_FILE)
+              LEADFLOW_SMTP_URL       smtp:// or smtps:// server for notification mail
+              LEADFLOW_SMTP_USER      its login, with LEADFLOW_SMTP_PASSWORD (or _FILE)
+              LEADFLOW_NOTIFY_FROM    the From address of notification mail
               LEADFLOW_POSTGRES_BIN   initdb and pg_ctl for the own cluster (default:
                                       Debian's newest /usr/lib/postgresql/*/bin)
 
@@ -31,7 +36,8 @@ struct LeadFlow: AsyncParsableCommand {
               64  bad input or configuration
               1   any other failure
             """,
-        subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self, Archive.self, Erase.self]
+        subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self,
+                      Notify.self, Notifications.self, Archive.self, Erase.self]
     )
 }
 

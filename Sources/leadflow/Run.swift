@@ -48,14 +48,19 @@ extension LeadFlow {
         func run() async throws {
             common.bootstrapLogging()
             let summary: RunStage.Summary
+            var opened: Wiring?
             do {
                 let pipeline = try pipelineOption.load()
                 let wiring = try await Wiring(pipeline: pipeline)
+                opened = wiring
                 summary = try await wiring.runStage(workers: workerOptions.settings(pipeline)).run(now: wiring.now, progress: progressReporter(label: "leadflow.run"))
             } catch {
-                throw ExitStatus.report(error)
+                let status = ExitStatus.report(error)
+                // What the run recorded before it failed (a void, say) is still told.
+                if let opened { await deliverNotifications(opened) }
+                throw status
             }
-            try finish(summary)
+            try await finish(summary, notifying: opened)
         }
     }
 }
@@ -69,9 +74,11 @@ func progressReporter(label: String) -> @Sendable (String) -> Void {
     }
 }
 
-/// Prints the summary, then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
-func finish(_ summary: RunStage.Summary) throws {
+/// Prints the summary, delivers the notifications (whose outcome never changes the exit
+/// code), then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
+func finish(_ summary: RunStage.Summary, notifying wiring: Wiring?) async throws {
     printSummary(summary)
+    if let wiring { await deliverNotifications(wiring) }
     if summary.hasGaps { throw ExitStatus.finishedWithGaps }
     if summary.hasFailures { throw ExitStatus.failure }
 }

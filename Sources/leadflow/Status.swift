@@ -27,6 +27,7 @@ extension LeadFlow {
             let instance, page_id, label: String
             let page_name: String?
             let authenticator_user_id: String
+            let authenticator_name: String?
             let authenticated_at: String
             let age_days: Double
             let days_until_reminder: Double
@@ -75,7 +76,7 @@ extension LeadFlow {
                 }
                 let round = { (value: TimeInterval) in (value / 86_400 * 10).rounded() / 10 }
                 return Row(instance: record.instance, page_id: record.pageID, label: record.label, page_name: record.pageName,
-                           authenticator_user_id: record.authenticatorUserID,
+                           authenticator_user_id: record.authenticatorUserID, authenticator_name: record.authenticatorName,
                            authenticated_at: UTCTime.iso8601(record.authenticatedAt),
                            age_days: round(now.timeIntervalSince(record.authenticatedAt)),
                            days_until_reminder: round(evaluation.reminderAt.timeIntervalSince(now)),
@@ -91,9 +92,16 @@ extension LeadFlow {
         static func table(_ rows: [Row]) -> String {
             TextTable.render(
                 ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
-                rows.map { [$0.instance, $0.page_id, $0.label, $0.authenticator_user_id, String($0.age_days),
+                // Names for people, ids beside them for the Graph API Explorer and support.
+                rows.map { [$0.instance, named($0.page_name, $0.page_id), $0.label, named($0.authenticator_name, $0.authenticator_user_id),
+                            String($0.age_days),
                             String($0.days_until_reminder), String($0.days_until_expiry),
                             $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
+        }
+
+        /// `Acme Analytics (1001)`, or the id alone when Facebook gave no name.
+        static func named(_ name: String?, _ id: String) -> String {
+            name.map { "\($0) (\(id))" } ?? id
         }
 
         struct LoadedLeads: Sendable {

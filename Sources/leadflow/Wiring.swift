@@ -93,6 +93,22 @@ struct Wiring {
                         pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew)
     }
 
+    /// The outbox's notifier: the webhook over its own libcurl client, mail over SMTP
+    /// through libcurl, each only when configured.
+    func notifier() throws -> Notifier {
+        let configuration = pipeline.notifications
+        let settings = try environment.notificationSettings(configuration)
+        let webhook = try settings.webhook.map { _ in
+            try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: 1, maxCachedConnections: 1), logger: logger)
+        }
+        let mail = try environment.smtpServer(configuration).map { server in
+            try CurlMailSender(configuration: .init(url: server.url, username: server.user, password: server.password,
+                                                    startTLS: server.startTLS), logger: logger)
+        }
+        return Notifier(repository: NotificationStore(database), settings: settings, webhook: webhook, mail: mail, sealer: try vault(),
+                        logger: logger)
+    }
+
     func validationSettings() throws -> ValidationSettings {
         ValidationSettings(appID: environment.appID, appSecret: try environment.appSecret(),
                            requiredPermissions: pipeline.requiredPermissions, policy: pipeline.tokenPolicy)

@@ -54,6 +54,8 @@ import Testing
         _ = try await leadflow(["check"])
         _ = try await leadflow(["status", "--json"])
         _ = try await leadflow(["reminders", "--json"])
+        _ = try await leadflow(["notify"])
+        _ = try await leadflow(["notifications", "--json"])
         _ = try await leadflow(["backfill", "--all"])
         _ = try await leadflow(["archive", "list"])
         _ = try await leadflow(["archive", "verify", "--all"])

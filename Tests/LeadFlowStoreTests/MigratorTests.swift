@@ -18,7 +18,8 @@ import Testing
         let tables = try db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
             .all.map { try $0.string(0) ?? "" }
         #expect(tables == ["archives", "auth_events", "backfill_windows", "connections", "erasures", "form_snapshots", "forms", "graph_app_usage", "lead_rejections",
-                           "leads", "reminders", "runs", "schema_migrations", "void_periods", "watermarks", "work_items", "work_rounds"])
+                           "leads", "notification_deliveries", "notifications", "reminders", "runs", "schema_migrations", "void_periods", "watermarks",
+                           "work_items", "work_rounds"])
     }
 
     @Test func aSchemaNewerThanTheBinaryIsRefused() throws {
