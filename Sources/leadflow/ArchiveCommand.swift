@@ -66,10 +66,10 @@ extension LeadFlow {
                 for (url, sha) in targets {
                     do {
                         let members = try ArchiveVerifier.verify(url, recordedSHA256: sha)
-                        printErr("ok      \(url.path) (\(members) members)\n")
+                        Output.say("ok      \(url.path) (\(members) members)\n")
                     } catch {
                         failures += 1
-                        printErr("FAILED  \((error as? any LeadFlowError)?.description ?? "\(error)")\n")
+                        Output.problem("FAILED  \((error as? any LeadFlowError)?.description ?? "\(error)")\n")
                     }
                 }
                 if failures > 0 { throw ExitStatus.failure }
@@ -88,9 +88,9 @@ extension LeadFlow {
                 common.bootstrapLogging()
                 do {
                     let written = try ArchiveExtractor.extract(URL(fileURLWithPath: file), to: URL(fileURLWithPath: to))
-                    printErr("extracted \(written.count) files into \(to)\n")
+                    Output.say("extracted \(written.count) files into \(to)\n")
                 } catch let error as ArchiveError where error.kind == .invalidMember {
-                    FileHandle.standardError.write(Data("leadflow: \(error.description)\n".utf8))
+                    Output.problem("leadflow: \(error.description)")
                     throw ExitStatus.badInput
                 } catch {
                     throw ExitStatus.report(error)

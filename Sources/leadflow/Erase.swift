@@ -48,7 +48,7 @@ extension LeadFlow {
                                                           compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
                                     sealer: try TokenVault.open(keyFile: wiring.environment.keyFile))
                 let summary = try eraser.erase(email: email, leadID: leadID, now: wiring.now)
-                printErr("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
+                Output.say("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
                          + "\(summary.rawLeadsRemoved) raw lead\(summary.rawLeadsRemoved == 1 ? "" : "s") removed from \(summary.archivesRewritten) archive\(summary.archivesRewritten == 1 ? "" : "s"); "
                          + "a tombstone keeps them out of later runs and backfills\n")
             } catch {

@@ -15,6 +15,7 @@ struct LeadFlow: AsyncParsableCommand {
                                       (unset: LeadFlow's own cluster, started per command)
               LEADFLOW_HOME           archives, spool, token key (default .leadflow)
               LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key)
+              LEADFLOW_LOG_LEVEL      the default of --log-level
               LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
               LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)
               LEADFLOW_APP_ID         the Facebook app's id
@@ -37,17 +38,46 @@ struct LeadFlow: AsyncParsableCommand {
 
 /// Options every subcommand shares.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: Logger.Level = .notice
+    @Option(name: .customLong("log-level"),
+            help: "trace, debug, info, notice, warning, error or critical (default: LEADFLOW_LOG_LEVEL, else notice).")
+    var logLevel: Logger.Level?
+
+    @Option(name: .customLong("log-format"), help: "text (for people) or json (one object per line on stderr: time, level, label, message, metadata).")
+    var logFormat: LogFormat = .text
+
+    @Flag(help: "Only warnings and errors: a healthy run prints nothing, so cron mails only when something is wrong.")
+    var quiet = false
+
+    func validate() throws {
+        if logLevel == nil, let text = ProcessInfo.processInfo.environment["LEADFLOW_LOG_LEVEL"], !text.isEmpty,
+           Logger.Level(rawValue: text) == nil {
+            throw ValidationError("LEADFLOW_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")): \(text)")
+        }
+    }
+
+    /// --log-level, else LEADFLOW_LOG_LEVEL, else notice; --quiet raises it to warning.
+    var effectiveLevel: Logger.Level {
+        let environment = ProcessInfo.processInfo.environment["LEADFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        let level = logLevel ?? environment ?? .notice
+        return quiet ? max(level, .warning) : level
+    }
 
     func bootstrapLogging() {
-        let level = logLevel
+        let level = effectiveLevel
+        let format = logFormat
+        Output.settings = .init(format: format, quiet: quiet)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, logLevel: level)
+            }
         }
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+

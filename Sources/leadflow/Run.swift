@@ -60,43 +60,63 @@ extension LeadFlow {
     }
 }
 
-/// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler.
+/// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler or
+/// `--log-format json`; nothing under `--quiet`.
 func progressReporter(label: String) -> @Sendable (String) -> Void {
-    let onTerminal = isatty(STDERR_FILENO) == 1
+    let plain = isatty(STDERR_FILENO) == 1 && Output.settings.format == .text
     let logger = Logger(label: label)
     return { step in
-        if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
+        if plain { Output.say("  \(step)") } else { logger.notice("\(step)") }
     }
 }
 
 /// Prints the summary, then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
+/// Under `--quiet` a run that exits 0 prints nothing at all.
 func finish(_ summary: RunStage.Summary) throws {
-    printSummary(summary)
+    printSummary(summary, level: summary.hasGaps ? .warning : summary.hasFailures ? .error : .notice)
     if summary.hasGaps { throw ExitStatus.finishedWithGaps }
     if summary.hasFailures { throw ExitStatus.failure }
 }
 
-/// The table of a run or backfill, and where the time went, on stderr.
-func printSummary(_ summary: RunStage.Summary) {
+/// The table of a run or backfill, and where the time went, on stderr (under
+/// `--log-format json`: one record per connection and one for the stages).
+func printSummary(_ summary: RunStage.Summary, level: Logger.Level) {
     let runs = summary.backfillRunID.map { "run \(summary.runID) (backfill run \($0))" } ?? "run \(summary.runID)"
-    printErr("\(runs):\n" + TextTable.render(
-        ["connection", "job", "state", "pages", "new", "updated", "unchanged", "rejected"],
-        summary.connections.map { connection in
-            let state: String
-            switch connection.state {
-            case .loaded: state = "loaded"
-            case .void(let cause): state = "void (\(cause.rawValue))"
-            case .skipped(let reason): state = "skipped: \(reason)"
-            case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
-            case .idle(let reason): state = reason
-            }
-            let c = connection.counts
-            return [connection.label, connection.job, state, String(connection.pages), String(c.inserted), String(c.updated),
-                    String(c.unchanged), String(c.rejected)]
-        }))
+    let rows = summary.connections.map { connection -> [String] in
+        let state: String
+        switch connection.state {
+        case .loaded: state = "loaded"
+        case .void(let cause): state = "void (\(cause.rawValue))"
+        case .skipped(let reason): state = "skipped: \(reason)"
+        case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
+        case .idle(let reason): state = reason
+        }
+        let c = connection.counts
+        return [connection.label, connection.job, state, String(connection.pages), String(c.inserted), String(c.updated),
+                String(c.unchanged), String(c.rejected)]
+    }
     let t = summary.timings
-    printErr(String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB\n",
-                    t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes()))
+    let stages = String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB",
+                        t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes())
+    let columns = ["connection", "job", "state", "pages", "new", "updated", "unchanged", "rejected"]
+    switch Output.settings.format {
+    case .text:
+        Output.say("\(runs):\n" + TextTable.render(columns, rows), level: level)
+        Output.say(stages, level: level)
+    case .json:
+        var runMetadata: Logger.Metadata = ["run.id": "\(summary.runID)"]
+        if let backfill = summary.backfillRunID { runMetadata["run.backfill_id"] = "\(backfill)" }
+        for row in rows {
+            var metadata = runMetadata
+            for (column, value) in zip(columns, row) { metadata[column == "connection" ? "connection.label" : "connection.\(column)"] = "\(value)" }
+            Output.say("\(runs): \(row[0]) \(row[2])", level: level, label: "leadflow.summary", metadata: metadata)
+        }
+        runMetadata["stage.preflight_seconds"] = "\(t.preflight)"
+        runMetadata["stage.extract_seconds"] = "\(t.extract)"
+        runMetadata["stage.archive_seconds"] = "\(t.archive)"
+        runMetadata["stage.load_seconds"] = "\(t.load)"
+        Output.say("\(runs): \(stages)", level: level, label: "leadflow.summary", metadata: runMetadata)
+    }
 }
 
 /// This process's peak resident memory so far (VmHWM), in MB; 0 where /proc is missing.

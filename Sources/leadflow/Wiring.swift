@@ -94,10 +94,7 @@ struct Wiring {
     }
 }
 
-func printErr(_ text: String) {
-    FileHandle.standardError.write(Data(text.utf8))
-}
-
 func days(_ interval: TimeInterval) -> String {
     String(format: "%.1f", interval / 86_400)
 }
+
