@@ -26,11 +26,11 @@ struct LeadFlow: AsyncParsableCommand {
 
             New here? `leadflow demo` shows the whole story in under a minute.
 
-            Exit codes:
+            Exit codes (docs/operations.md says what to do about each):
               0   success
+              1   something failed (a form, a connection, the database); wins over 2
               2   finished, but a connection is void or leads were rejected
               64  bad input or configuration
-              1   any other failure
             """,
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self, Archive.self, Erase.self]
     )

@@ -31,7 +31,12 @@ extension LeadFlow {
             discussion: """
                 For each connection: preflight (token age, debug_token, permissions, lead access), extract every form's window [watermark − overlap, now), archive the raw pages (tar + zstd, verified) before loading, transform into the Integrate lead schema, and load (COPY into staging, upsert by lead id, watermark in the same transaction). A void connection is skipped and its void period opened; a rerun never duplicates a lead. Start it from cron, a systemd timer or a Kubernetes CronJob (README).
 
-                Exit codes: 0 all connections healthy and loaded; 2 finished, but a connection is void or leads were rejected; 64 bad input or configuration; 1 any other failure.
+                Exit codes, and what to do (docs/operations.md):
+                  0   every connection healthy and loaded: nothing.
+                  1   something failed (a form's window, a connection skipped, the database, Graph past its retries); it wins over 2, so a failure never hides behind a void connection. Read the summary; the next run retries, and nothing half-done is visible. Alert if it repeats.
+                  2   finished, but a person must act: a connection is void (reauthenticate it with `leadflow connect`; `leadflow check` says why) or leads were rejected (`leadflow gaps`). Rerunning does not fix it.
+                  64  bad input or configuration (environment, pipeline file, missing key file): fix the deployment.
+                Under cron use --quiet: a healthy run prints nothing, so cron mails only for 1, 2 or 64. Under systemd, any non-zero exit fails the unit and starts its OnFailure= unit (deploy/systemd); the exit code is in `systemctl show -p ExecMainStatus leadflow-run`. Under Kubernetes a non-zero exit fails the Job (backoffLimit 0: the next schedule is the retry); alert on kube_job_status_failed.
 
                 Several processes, on one host or many, may run at once against one Postgres: each claims connections from the round's work queue (FOR UPDATE SKIP LOCKED), renews its lease while it works, and a dead worker's connections go to the others when its lease ends. A worker with nothing left to claim waits while others still hold connections of the round.
 
@@ -70,12 +75,14 @@ func progressReporter(label: String) -> @Sendable (String) -> Void {
     }
 }
 
-/// Prints the summary, then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
-/// Under `--quiet` a run that exits 0 prints nothing at all.
+/// Prints the summary, then exits the way a scheduler acts on: 1 when anything failed
+/// (a form, a connection), even if a connection is also void, since a failure is what a
+/// rerun or a person must look at first; else 2 when a connection is void or leads were
+/// rejected. Under `--quiet` a run that exits 0 prints nothing at all.
 func finish(_ summary: RunStage.Summary) throws {
-    printSummary(summary, level: summary.hasGaps ? .warning : summary.hasFailures ? .error : .notice)
-    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
+    printSummary(summary, level: summary.hasFailures ? .error : summary.hasGaps ? .warning : .notice)
     if summary.hasFailures { throw ExitStatus.failure }
+    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
 }
 
 /// The table of a run or backfill, and where the time went, on stderr (under
