@@ -57,7 +57,7 @@ extension LeadFlow {
                         let wiring = try Wiring()
                         targets = try wiring.database.query("SELECT path, sha256 FROM archives WHERE superseded_by IS NULL ORDER BY id",
                                                             label: "archives to verify").all.map {
-                            (wiring.environment.home.appendingPathComponent(try $0.string(0)!), try $0.string(1))
+                            (try wiring.environment.home.appendingPathComponent(try $0.string(0)!), try $0.string(1))
                         }
                     } catch {
                         throw ExitStatus.report(error)

@@ -69,7 +69,7 @@ extension LeadFlow {
             do {
                 let token = try Self.readToken()
                 let wiring = try Wiring(pipeline: try pipelineOption.load())
-                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
+                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(forFirstConnect: true),
                                           settings: try wiring.validationSettings())
                 outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,
                                                                   token: token), now: wiring.now)

@@ -42,13 +42,13 @@ extension LeadFlow {
             do {
                 var (graphScenario, plan) = try scenario.map { try DemoPlan.load(URL(fileURLWithPath: $0)) } ?? DemoPlan.builtIn()
                 if let runEveryHours { plan.runEveryHours = runEveryHours }
-                let home = environment.home.standardizedFileURL.absoluteURL
+                let home = try environment.home.standardizedFileURL.absoluteURL
                 let demoHome = home.appendingPathComponent("demo")
                 try? FileManager.default.removeItem(at: demoHome)
                 try FileManager.default.createDirectory(at: demoHome, withIntermediateDirectories: true)
 
                 say("LeadFlow demo: \(scenario ?? DemoPlan.builtInName)")
-                if environment.databaseURL != nil { say("(DATABASE_URL is left alone: the demo uses its own Postgres)") }
+                if (try? environment.databaseURL()) != nil { say("(DATABASE_URL is left alone: the demo uses its own Postgres)") }
                 let cluster = try EmbeddedCluster.start(home: home, serverBinaries: environment.postgresBinaries)
                 cluster.keepRunning = keep
                 try cluster.recreateDatabase("leadflow_demo")

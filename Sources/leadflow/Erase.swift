@@ -44,9 +44,9 @@ extension LeadFlow {
                 let pipeline = try pipelineOption.load()
                 let wiring = try Wiring(pipeline: pipeline)
                 let eraser = Eraser(repository: ErasureStore(wiring.database),
-                                    archiver: TarArchiver(home: wiring.environment.home,
+                                    archiver: TarArchiver(home: try wiring.environment.home,
                                                           compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
-                                    sealer: try TokenVault.open(keyFile: wiring.environment.keyFile))
+                                    sealer: try wiring.vault())
                 let summary = try eraser.erase(email: email, leadID: leadID, now: wiring.now)
                 Output.say("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
                          + "\(summary.rawLeadsRemoved) raw lead\(summary.rawLeadsRemoved == 1 ? "" : "s") removed from \(summary.archivesRewritten) archive\(summary.archivesRewritten == 1 ? "" : "s"); "

@@ -21,7 +21,7 @@ enum ExitStatus {
         Output.problem("leadflow: \(URLRedaction.redact(message))")
         switch error {
         case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError,
-             is AppNotConfigured:
+             is AppNotConfigured, is MissingKey:
             return badInput
         case let cluster as EmbeddedClusterError where cluster.isConfiguration:
             return badInput

@@ -13,8 +13,13 @@ struct LeadFlow: AsyncParsableCommand {
             Environment:
               DATABASE_URL            the Postgres to use: libpq conninfo or URI
                                       (unset: LeadFlow's own cluster, started per command)
-              LEADFLOW_HOME           archives, spool, token key (default .leadflow)
-              LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key)
+              DATABASE_URL_FILE       a file whose first line is DATABASE_URL (systemd
+                                      credentials, mounted secrets)
+              LEADFLOW_HOME           archives, spool, token key (default /var/lib/leadflow
+                                      for a system user, else $XDG_STATE_HOME/leadflow,
+                                      i.e. ~/.local/state/leadflow)
+              LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key);
+                                      only the first `connect` creates it
               LEADFLOW_LOG_LEVEL      the default of --log-level
               LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
               LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)

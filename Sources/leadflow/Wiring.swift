@@ -34,17 +34,34 @@ struct Wiring {
     }
 
     /// DATABASE_URL's database, or LeadFlow's own cluster under LEADFLOW_HOME when it is unset.
+    /// The own cluster is for the demo and for trying LeadFlow out: a production command that
+    /// lands on it says so in one line (kept under --quiet), so nobody runs production on it
+    /// by accident.
     static func openDatabase(_ environment: Environment, logger: Logger) throws -> (PostgresConnection, EmbeddedCluster?, String) {
-        if let url = environment.databaseURL {
+        if let url = try environment.databaseURL() {
             return (try PostgresConnection(conninfo: url, logger: logger), nil, url)
         }
-        let cluster = try EmbeddedCluster.start(home: environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
+        let cluster = try EmbeddedCluster.start(home: try environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
+        Output.say("leadflow: DATABASE_URL is unset: using LeadFlow's own Postgres in \(cluster.dataDirectory.path), meant for trying LeadFlow out; set DATABASE_URL (or DATABASE_URL_FILE) for production",
+                   level: .warning)
         return (try PostgresConnection(conninfo: cluster.conninfo, logger: logger), cluster, cluster.conninfo)
     }
 
     var connections: ConnectionStore { ConnectionStore(database) }
 
-    func vault() throws -> TokenVault { try TokenVault.openOrCreate(keyFile: environment.keyFile) }
+    /// The token key. Only the first `connect` into a database with no connection creates
+    /// it (`forFirstConnect`); any other command, and `connect` once connections exist, fails
+    /// naming the path it expected: a key made silently later (another folder, another host,
+    /// a lost volume) seals new tokens that no other run can open and leaves the old ones
+    /// sealed under a key nobody has.
+    func vault(forFirstConnect: Bool = false) throws -> TokenVault {
+        let keyFile = try environment.keyFile
+        if FileManager.default.fileExists(atPath: keyFile.path) { return try TokenVault.open(keyFile: keyFile) }
+        let row = try database.query("SELECT count(*), min(token_key_id) FROM connections", label: "connections and their key")[0]
+        let connections = try row.int(0) ?? 0
+        if connections == 0 && forFirstConnect { return try TokenVault.openOrCreate(keyFile: keyFile) }
+        throw MissingKey(path: keyFile.path, connections: connections, keyID: try row.string(1))
+    }
 
     /// - Parameter usageBoard: shared with the other workers of the app (run and backfill).
     func graph(usageBoard: (any UsageBoard)? = nil) throws -> GraphClient {
@@ -62,14 +79,14 @@ struct Wiring {
     /// session of its own, sharing one Graph client (one curl multi handle) and the app's
     /// usage through Postgres.
     func runStage(workers: WorkerSettings? = nil) throws -> RunStage {
-        let archiver = TarArchiver(home: environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
+        let archiver = TarArchiver(home: try environment.home, compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
         let board = try workers.map {
             try PostgresUsageBoard(conninfo: conninfo, appID: environment.appID ?? "unknown-app", workerID: $0.workerID)
         }
         let graph = try graph(usageBoard: board)
         let sealer = try vault()
         let settings = try validationSettings()
-        let spoolRoot = environment.home.appendingPathComponent("spool")
+        let spoolRoot = try environment.home.appendingPathComponent("spool")
         let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
         let crew = workers.map { workers in
             Crew(settings: workers, makeLane: {
@@ -98,3 +115,20 @@ func days(_ interval: TimeInterval) -> String {
     String(format: "%.1f", interval / 86_400)
 }
 
+/// The token key file is missing where a command expects it (exit 64).
+struct MissingKey: LeadFlowError {
+    let path: String
+    let connections: Int
+    let keyID: String?
+    var code: String { "secrets.key_missing" }
+    var disposition: Disposition { .fatal }
+    var description: String {
+        if connections == 0 {
+            return "\(code): there is no token key at \(path); only the first `leadflow connect` creates one. "
+                + "If other hosts already run LeadFlow, point LEADFLOW_HOME or LEADFLOW_KEY_FILE at their key instead"
+        }
+        return "\(code): there is no token key at \(path), but the database holds \(connections) connection\(connections == 1 ? "" : "s") "
+            + "sealed with key \(keyID ?? "?"): restore that key file there, or point LEADFLOW_HOME or LEADFLOW_KEY_FILE at it "
+            + "(a new key could not open their tokens)"
+    }
+}
