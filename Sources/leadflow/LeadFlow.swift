@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LeadFlowCore
+import LeadFlowStore
 import Logging
 
 /// The `leadflow` command: Facebook Lead Ads into Integrate, as a batch pipeline.
@@ -37,6 +38,7 @@ struct LeadFlow: AsyncParsableCommand {
               2   finished, but a connection is void or leads were rejected
               64  bad input or configuration
             """,
+        version: LeadFlowVersion.description,
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self, Archive.self, Erase.self]
     )
 }
@@ -86,3 +88,11 @@ struct CommonOptions: ParsableArguments {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
+/// What `leadflow --version` prints: this binary, the schema it migrates to, and the Graph
+/// API version it asks for unless a pipeline says otherwise.
+enum LeadFlowVersion {
+    static let version = "0.1.0"
+    static var description: String {
+        "leadflow \(version) (schema \(Migrations.latestVersion), Graph API \(Pipeline(name: "default").graph.apiVersion))"
+    }
+}
