@@ -21,6 +21,13 @@ public struct ConnectionStore: ConnectionRepository {
         try db.query("SELECT \(Self.columns) ORDER BY c.instance, c.label", label: "list connections").all.map(Self.record)
     }
 
+    /// How many connections hold a sealed token, and one key id they were sealed with:
+    /// what a missing key file would lock out.
+    public func sealedTokens() throws -> (count: Int, keyID: String?) {
+        let row = try db.query("SELECT count(*), min(token_key_id) FROM connections", label: "connections and their key")[0]
+        return (try row.int(0) ?? 0, try row.string(1))
+    }
+
     public func connection(label: String) throws -> ConnectionRecord? {
         try db.query("SELECT \(Self.columns) WHERE c.label = $1", [label], label: "connection by label").all.map(Self.record).first
     }

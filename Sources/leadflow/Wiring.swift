@@ -57,10 +57,9 @@ struct Wiring {
     func vault(forFirstConnect: Bool = false) throws -> TokenVault {
         let keyFile = try environment.keyFile
         if FileManager.default.fileExists(atPath: keyFile.path) { return try TokenVault.open(keyFile: keyFile) }
-        let row = try database.query("SELECT count(*), min(token_key_id) FROM connections", label: "connections and their key")[0]
-        let connections = try row.int(0) ?? 0
-        if connections == 0 && forFirstConnect { return try TokenVault.openOrCreate(keyFile: keyFile) }
-        throw MissingKey(path: keyFile.path, connections: connections, keyID: try row.string(1))
+        let sealed = try connections.sealedTokens()
+        if sealed.count == 0 && forFirstConnect { return try TokenVault.openOrCreate(keyFile: keyFile) }
+        throw MissingKey(path: keyFile.path, connections: sealed.count, keyID: sealed.keyID)
     }
 
     /// - Parameter usageBoard: shared with the other workers of the app (run and backfill).
