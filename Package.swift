@@ -66,10 +66,14 @@ let package = Package(
         .target(name: "LeadFlowGraphFake",
                 dependencies: ["LeadFlowCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
 
-        // `leadflow demo`: the whole story on the Graph fake with an injected clock.
+        // `leadflow demo`: the whole story on the Graph fake with an injected clock. Its
+        // scenario is compiled into the binary (Resources/demo.json links to
+        // fixtures/scenarios/demo.json), so an installed leadflow needs no source tree and no
+        // resource bundle beside it.
         .target(name: "LeadFlowDemo",
                 dependencies: ["LeadFlowCore", "LeadFlowGraphFake", "LeadFlowGraph", "LeadFlowHTTP", "LeadFlowStages", "LeadFlowStore",
                                "LeadFlowPostgres", "LeadFlowArchive", .product(name: "Logging", package: "swift-log")],
+                resources: [.embedInCode("Resources/demo.json")],
                 swiftSettings: strict),
 
         // Test support: fixtures, the test database, doubles (and the Graph fake, re-exported).
@@ -122,8 +126,10 @@ let package = Package(
         .testTarget(name: "LeadFlowStoreTests",
                     dependencies: ["LeadFlowStore", "LeadFlowPostgres", "LeadFlowTestSupport"],
                     swiftSettings: strict),
+        // Yams: the deploy files' tests read the Kubernetes manifest's numbers.
         .testTarget(name: "LeadFlowCLITests",
-                    dependencies: ["LeadFlowTestSupport", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowCore"],
+                    dependencies: ["LeadFlowTestSupport", "LeadFlowPostgres", "LeadFlowStore", "LeadFlowCore",
+                                   .product(name: "Yams", package: "Yams")],
                     swiftSettings: strict),
     ]
 )

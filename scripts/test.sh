@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# The deploy files' tests measure the systemd unit with systemd-analyze (nothing is started).
+LEADFLOW_APT_PACKAGES+=(systemd)
 ensure_packages
 command -v swift >/dev/null || { say "Swift 6 is required (https://www.swift.org/install/linux/)"; exit 1; }
 

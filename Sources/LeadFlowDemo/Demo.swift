@@ -50,10 +50,22 @@ public struct DemoPlan: Decodable, Sendable {
 
     /// The scenario file: the fake's part and the demo's part.
     public static func load(_ url: URL) throws -> (GraphScenario, DemoPlan) {
+        try decode(try Data(contentsOf: url))
+    }
+
+    /// The scenario `leadflow demo` plays by default (fixtures/scenarios/demo.json, compiled
+    /// into the binary by SwiftPM's embedInCode: an installed binary has no source tree).
+    public static func builtIn() throws -> (GraphScenario, DemoPlan) {
+        try decode(Data(PackageResources.demo_json))
+    }
+
+    static func decode(_ data: Data) throws -> (GraphScenario, DemoPlan) {
         struct File: Decodable { let demo: DemoPlan }
-        let data = try Data(contentsOf: url)
         return (try JSONDecoder().decode(GraphScenario.self, from: data), try JSONDecoder().decode(File.self, from: data).demo)
     }
+
+    /// Where the built-in scenario comes from, for the demo's first line.
+    public static let builtInName = "the built-in scenario (fixtures/scenarios/demo.json)"
 }
 
 /// `leadflow demo`: walks the injected clock through the plan's days on the Graph fake,

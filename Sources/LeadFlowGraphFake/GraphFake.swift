@@ -997,11 +997,11 @@ public final class GraphFake: @unchecked Sendable {
         #"{"call_count":\#(percent { _ in true }),"total_cputime":1,"total_time":1}"#
     }
 
-    /// The share of `callsPerMinuteQuota` used over the last minute by the matching calls
-    /// (Graph's quotas are rolling windows), or a steady 1 % without a quota.
+    /// The share of `callsPerMinuteQuota` used over the last `quotaWindowSeconds` by the
+    /// matching calls (Graph's quotas are rolling windows), or a steady 1 % without a quota.
     private func percent(_ counts: (RequestRecord) -> Bool) -> Int {
         guard let quota = scenario.callsPerMinuteQuota, quota > 0 else { return 1 }
-        let since = (ContinuousClock.now - started).timeInterval - 60
+        let since = (ContinuousClock.now - started).timeInterval - scenario.quotaWindowSeconds
         let recent = log.reversed().prefix { $0.startedAt >= since }.filter(counts).count
         return min(100, recent * 100 / quota)
     }

@@ -19,6 +19,10 @@ public struct GraphScenario: Codable, Sendable {
     public var nextURLHost: String?
     /// Calls a minute that X-App-Usage counts as 100 % (nil: the fake reports 1 %).
     public var callsPerMinuteQuota: Int?
+    /// The rolling window that quota counts calls over, in wall-clock seconds (default 60).
+    /// A test that counts on every call of a read landing in one window sets it long: on a
+    /// loaded machine a read of twenty pages can take more than a minute of wall time.
+    public var quotaWindowSeconds: Double = 60
     public var faults: [Fault] = []
     /// Leads Facebook stops returning at an instant (counted in `expired_leads_count`).
     public var leadExpiries: [LeadExpiry] = []
@@ -284,7 +288,7 @@ extension GraphScenario {
     enum CodingKeys: String, CodingKey {
         case apiVersion = "api_version", appID = "app_id", appSecret = "app_secret", pages, tokens
         case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
-        case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", faults
+        case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", quotaWindowSeconds = "quota_window_seconds", faults
         case leadExpiries = "lead_expiries", requireAppSecretProof = "require_appsecret_proof"
     }
 
@@ -301,6 +305,7 @@ extension GraphScenario {
         latencyMilliseconds = try c.decodeIfPresent(Int.self, forKey: .latencyMilliseconds)
         nextURLHost = try c.decodeIfPresent(String.self, forKey: .nextURLHost)
         callsPerMinuteQuota = try c.decodeIfPresent(Int.self, forKey: .callsPerMinuteQuota)
+        quotaWindowSeconds = try c.value(.quotaWindowSeconds, or: quotaWindowSeconds)
         faults = try c.value(.faults, or: [])
         leadExpiries = try c.value(.leadExpiries, or: [])
         requireAppSecretProof = try c.value(.requireAppSecretProof, or: true)

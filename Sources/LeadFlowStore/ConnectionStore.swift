@@ -24,6 +24,15 @@ public struct ConnectionStore: ConnectionRepository {
         }
     }
 
+    /// How many connections hold a sealed token, and one key id they were sealed with:
+    /// what a missing key file would lock out.
+    public func sealedTokens() async throws -> (count: Int, keyID: String?) {
+        try await session.run { db in
+            let row = try db.query("SELECT count(*), min(token_key_id) FROM connections", label: "connections and their key")[0]
+            return (try row.int(0) ?? 0, try row.string(1))
+        }
+    }
+
     public func connection(label: String) async throws -> ConnectionRecord? {
         try await session.run { db in
             try db.query("SELECT \(Self.columns) WHERE c.label = $1", [label], label: "connection by label").all.map(Self.record).first

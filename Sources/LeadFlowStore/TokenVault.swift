@@ -74,6 +74,11 @@ public struct TokenVault: TokenSealer {
         guard status.st_mode & 0o077 == 0 else {
             throw VaultError(kind: .keyFile, message: "the key file \(path) can be read by other users; run: chmod 600 \(path)")
         }
+        // The file is there but not this user's to read (a Secret mounted root-only for a
+        // non-root pod): say so, not that the key is malformed.
+        guard access(path, R_OK) == 0 else {
+            throw VaultError(kind: .keyFile, message: "the key file \(path) cannot be read by this user (uid \(getuid())): \(String(cString: strerror(errno)))")
+        }
         guard let data = FileManager.default.contents(atPath: path), data.count == 32 else {
             throw VaultError(kind: .keyFile, message: "the key file \(path) is not a 32-byte key")
         }

@@ -57,7 +57,7 @@ extension LeadFlow {
                 if all {
                     do {
                         let wiring = try await Wiring()
-                        let home = wiring.environment.home
+                        let home = try wiring.environment.home
                         targets = try await wiring.database.run { db in
                             try db.query("SELECT path, sha256 FROM archives WHERE superseded_by IS NULL ORDER BY id",
                                          label: "archives to verify").all.map {
@@ -71,10 +71,10 @@ extension LeadFlow {
                 for (url, sha) in targets {
                     do {
                         let members = try ArchiveVerifier.verify(url, recordedSHA256: sha)
-                        printErr("ok      \(url.path) (\(members) members)\n")
+                        Output.say("ok      \(url.path) (\(members) members)\n")
                     } catch {
                         failures += 1
-                        printErr("FAILED  \((error as? any LeadFlowError)?.description ?? "\(error)")\n")
+                        Output.problem("FAILED  \((error as? any LeadFlowError)?.description ?? "\(error)")\n")
                     }
                 }
                 if failures > 0 { throw ExitStatus.failure }
@@ -93,9 +93,9 @@ extension LeadFlow {
                 common.bootstrapLogging()
                 do {
                     let written = try ArchiveExtractor.extract(URL(fileURLWithPath: file), to: URL(fileURLWithPath: to))
-                    printErr("extracted \(written.count) files into \(to)\n")
+                    Output.say("extracted \(written.count) files into \(to)\n")
                 } catch let error as ArchiveError where error.kind == .invalidMember {
-                    FileHandle.standardError.write(Data("leadflow: \(error.description)\n".utf8))
+                    Output.problem("leadflow: \(error.description)")
                     throw ExitStatus.badInput
                 } catch {
                     throw ExitStatus.report(error)

@@ -12,7 +12,11 @@ extension LeadFlow {
 
                 `leadflow run` does this by itself for freshly reauthenticated connections (pipeline: backfill.automatic).
 
-                Exit codes: 0 done; 2 a connection is void or leads were rejected; 64 bad input; 1 any other failure.
+                Exit codes, and what to do (docs/operations.md):
+                  0   done.
+                  1   something failed (a form's window, a connection, the database); it wins over 2. Run the same backfill again: it resumes after the windows it committed.
+                  2   finished, but a connection is void again (reauthenticate it) or leads were rejected (`leadflow gaps`).
+                  64  bad input or configuration.
 
                 Examples:
                   leadflow backfill --all

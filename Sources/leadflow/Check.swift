@@ -25,7 +25,7 @@ extension LeadFlow {
             let results: [PreflightStage.Result]
             do {
                 let wiring = try await Wiring(pipeline: try pipelineOption.load())
-                let stage = PreflightStage(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
+                let stage = PreflightStage(graph: try wiring.graph(), repository: wiring.connections, sealer: try await wiring.vault(),
                                            settings: try wiring.validationSettings())
                 results = try await stage.checkAll(now: wiring.now)
             } catch {
@@ -40,8 +40,9 @@ extension LeadFlow {
                 case .unchecked(let reason): return [result.label, "unchecked", reason]
                 }
             }
-            printErr(TextTable.render(["connection", "state", "detail"], rows))
             let void = results.contains { if case .checked(.void) = $0.outcome { return true } else { return false } }
+            // Under --quiet the table shows only when a connection is void (exit 2).
+            Output.say(TextTable.render(["connection", "state", "detail"], rows), level: void ? .warning : .notice)
             if void { throw ExitStatus.finishedWithGaps }
         }
     }

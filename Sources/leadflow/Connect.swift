@@ -78,7 +78,7 @@ extension LeadFlow {
             do {
                 let token = try Self.readToken()
                 let wiring = try await Wiring(pipeline: try pipelineOption.load())
-                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try wiring.vault(),
+                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try await wiring.vault(forFirstConnect: true),
                                           settings: try wiring.validationSettings())
                 outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,
                                                                   token: token, notifyEmail: notifyEmail.flatMap(EmailAddress.init)),
@@ -86,8 +86,10 @@ extension LeadFlow {
             } catch {
                 throw ExitStatus.report(error)
             }
-            printErr(outcomes.map(Self.describe).joined(separator: "\n") + "\n")
-            if outcomes.isEmpty { printErr("leadflow: the token reaches no Page\n") }
+            for outcome in outcomes {
+                if case .failure = outcome.result { Output.problem(Self.describe(outcome)) } else { Output.say(Self.describe(outcome)) }
+            }
+            if outcomes.isEmpty { Output.problem("leadflow: the token reaches no Page") }
             if outcomes.isEmpty || outcomes.contains(where: { if case .failure = $0.result { return true } else { return false } }) {
                 throw ExitStatus.badInput
             }
@@ -119,7 +121,7 @@ extension LeadFlow {
             let terminal = isatty(STDIN_FILENO) == 1
             var saved = termios()
             if terminal {
-                printErr("Paste the access token (input hidden), then Enter: ")
+                Output.prompt("Paste the access token (input hidden), then Enter: ")
                 tcgetattr(STDIN_FILENO, &saved)
                 var silent = saved
                 silent.c_lflag &= ~tcflag_t(ECHO)
@@ -128,7 +130,7 @@ extension LeadFlow {
             defer {
                 if terminal {
                     tcsetattr(STDIN_FILENO, TCSANOW, &saved)
-                    printErr("\n")
+                    Output.prompt("\n")
                 }
             }
             guard let line = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces), !line.isEmpty else {

@@ -12,7 +12,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "The whole story in one command: its own Postgres, the Graph fake, ~180 days in under a minute.",
             discussion: """
-                Starts LeadFlow's own Postgres (a fresh `leadflow_demo` database; DATABASE_URL is never touched) and the Graph fake playing fixtures/scenarios/demo.json: three instances, four Pages, six forms, about 12,000 leads; a token that expires, a permission revoked, a password change, reauthentications, and a void period during which Facebook expires some leads. It walks the injected clock through the days with a scheduled run each day (reminders, void periods, automatic backfills), then prints the status table and the gap report, writes gap-report.html, and says where the archives are. It runs again cleanly: each run starts from nothing.
+                Starts LeadFlow's own Postgres (a fresh `leadflow_demo` database; DATABASE_URL is never touched) and the Graph fake playing its built-in scenario (fixtures/scenarios/demo.json, compiled in): three instances, four Pages, six forms, about 12,000 leads; a token that expires, a permission revoked, a password change, reauthentications, and a void period during which Facebook expires some leads. It walks the injected clock through the days with a scheduled run each day (reminders, void periods, automatic backfills), then prints the status table and the gap report, writes gap-report.html, and says where the archives are. It runs again cleanly: each run starts from nothing.
 
                 Examples:
                   leadflow demo
@@ -22,8 +22,8 @@ extension LeadFlow {
 
         @OptionGroup var common: CommonOptions
 
-        @Option(help: "The scenario to play (the fake's Pages and tokens, and the demo's plan).")
-        var scenario: String = "fixtures/scenarios/demo.json"
+        @Option(help: "A scenario file to play instead of the built-in one (fixtures/scenarios/demo.json): the fake's Pages and tokens, and the demo's plan.")
+        var scenario: String?
 
         @Option(help: "Hours between scheduled runs (default: the scenario's, 24).")
         var runEveryHours: Double?
@@ -40,16 +40,15 @@ extension LeadFlow {
             let started = ContinuousClock.now
             let environment = Environment()
             do {
-                let url = Self.locate(scenario)
-                var (graphScenario, plan) = try DemoPlan.load(url)
+                var (graphScenario, plan) = try scenario.map { try DemoPlan.load(URL(fileURLWithPath: $0)) } ?? DemoPlan.builtIn()
                 if let runEveryHours { plan.runEveryHours = runEveryHours }
-                let home = environment.home.standardizedFileURL.absoluteURL
+                let home = try environment.home.standardizedFileURL.absoluteURL
                 let demoHome = home.appendingPathComponent("demo")
                 try? FileManager.default.removeItem(at: demoHome)
                 try FileManager.default.createDirectory(at: demoHome, withIntermediateDirectories: true)
 
-                say("LeadFlow demo: \(url.path)")
-                if environment.databaseURL != nil { say("(DATABASE_URL is left alone: the demo uses its own Postgres)") }
+                say("LeadFlow demo: \(scenario ?? DemoPlan.builtInName)")
+                if (try? environment.databaseURL()) != nil { say("(DATABASE_URL is left alone: the demo uses its own Postgres)") }
                 let cluster = try EmbeddedCluster.start(home: home, serverBinaries: environment.postgresBinaries)
                 cluster.keepRunning = keep
                 try cluster.recreateDatabase("leadflow_demo")
@@ -87,14 +86,6 @@ extension LeadFlow {
             } catch {
                 throw ExitStatus.report(error)
             }
-        }
-
-        /// The scenario as given, else relative to the checkout this binary was built from.
-        static func locate(_ path: String) -> URL {
-            let given = URL(fileURLWithPath: path)
-            if FileManager.default.fileExists(atPath: given.path) || path.hasPrefix("/") { return given }
-            let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            return checkout.appendingPathComponent(path)
         }
     }
 }

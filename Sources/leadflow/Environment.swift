@@ -1,12 +1,25 @@
 import Foundation
 import LeadFlowCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the CLI reads from its environment, checked before any work starts.
 struct Environment {
     let variables: [String: String]
 
+    /// Who runs the command: the default LEADFLOW_HOME depends on it.
+    let uid: UInt32
+    let userName: String?
+    /// The user's folder in the password database (HOME wins when set).
+    let passwdHome: String?
+
     init(_ variables: [String: String] = ProcessInfo.processInfo.environment) {
         self.variables = variables
+        uid = getuid()
+        let entry = getpwuid(uid)
+        userName = entry.map { String(cString: $0.pointee.pw_name) }
+        passwdHome = entry.map { String(cString: $0.pointee.pw_dir) }
     }
 
     private func value(_ name: String) -> String? {
@@ -14,10 +27,11 @@ struct Environment {
         return value
     }
 
-    /// The database to use; nil: LeadFlow's own cluster under LEADFLOW_HOME. From the
-    /// environment only: a URL can hold a password, and process arguments are visible to
-    /// every user of the machine.
-    var databaseURL: String? { value("DATABASE_URL") }
+    /// The database to use: `DATABASE_URL`, else the first line of the file
+    /// `DATABASE_URL_FILE` names (systemd's LoadCredential=, a mounted secret); nil: LeadFlow's
+    /// own cluster under LEADFLOW_HOME. From the environment only: a URL can hold a
+    /// password, and process arguments are visible to every user of the machine.
+    func databaseURL() throws -> String? { try secret("DATABASE_URL") }
 
     /// Where `initdb` and `pg_ctl` are, for the embedded cluster (default: Debian's newest).
     var postgresBinaries: URL? { value("LEADFLOW_POSTGRES_BIN").map { URL(fileURLWithPath: $0) } }
@@ -31,11 +45,24 @@ struct Environment {
         return date
     }
 
-    /// Archives, the spool, the key file and (when not root) the embedded cluster live here.
-    var home: URL { URL(fileURLWithPath: value("LEADFLOW_HOME") ?? ".leadflow") }
+    /// Archives, the spool, the key file and (when not root) the embedded cluster live here:
+    /// `LEADFLOW_HOME`, else /var/lib/leadflow for a system user and
+    /// $XDG_STATE_HOME/leadflow (~/.local/state/leadflow) for anyone else (`StateHome`).
+    var home: URL {
+        get throws {
+            if let home = value("LEADFLOW_HOME") { return URL(fileURLWithPath: home) }
+            guard let path = StateHome.defaultPath(uid: uid, userName: userName, xdgStateHome: value("XDG_STATE_HOME"),
+                                                   homeDirectory: value("HOME") ?? passwdHome) else {
+                throw ConfigurationError(key: "LEADFLOW_HOME", message: "is unset and this user has no home folder for ~/.local/state/leadflow: set LEADFLOW_HOME")
+            }
+            return URL(fileURLWithPath: path)
+        }
+    }
 
     /// The AES key that seals stored tokens.
-    var keyFile: URL { value("LEADFLOW_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent("token.key") }
+    var keyFile: URL {
+        get throws { try value("LEADFLOW_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent("token.key") }
+    }
 
     /// `LEADFLOW_GRAPH_URL`, else the pipeline's base URL.
     func graphURL(default fallback: String = "https://graph.facebook.com") throws -> String {
@@ -53,7 +80,9 @@ struct Environment {
     /// `LEADFLOW_APP_SECRET`, or the first line of the file `LEADFLOW_APP_SECRET_FILE` names.
     func appSecret() throws -> String? { try secret("LEADFLOW_APP_SECRET") }
 
-    /// The variable `name`, or the first line of the file `name_FILE` names.
+    /// The variable `name`, or the first line of the file `name_FILE` names (systemd's
+    /// LoadCredential=, a mounted secret): secrets never as arguments, never in clear in
+    /// the unit or the manifest.
     func secret(_ name: String) throws -> String? {
         if let secret = value(name) { return secret }
         guard let path = value(name + "_FILE") else { return nil }
@@ -64,7 +93,10 @@ struct Environment {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigurationError(key: key, message: "names a file that cannot be read: \(path)")
         }
-        return text.split(whereSeparator: \.isNewline).first.map(String.init)
+        guard let line = text.split(whereSeparator: \.isNewline).first.map(String.init), !line.isEmpty else {
+            throw ConfigurationError(key: key, message: "names an empty file: \(path)")
+        }
+        return line
     }
 
     /// Where notifications go: the pipeline's `notifications:` section under the

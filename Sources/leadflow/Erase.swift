@@ -50,11 +50,11 @@ extension LeadFlow {
                 let pipeline = try pipelineOption.load()
                 let wiring = try await Wiring(pipeline: pipeline)
                 let eraser = Eraser(repository: ErasureStore(wiring.database),
-                                    archiver: TarArchiver(home: wiring.environment.home, folder: pipeline.archive.folder,
+                                    archiver: TarArchiver(home: try wiring.environment.home, folder: pipeline.archive.folder,
                                                           compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd),
-                                    sealer: try TokenVault.open(keyFile: wiring.environment.keyFile))
+                                    sealer: try await wiring.vault())
                 let summary = try await eraser.erase(email: email, leadID: leadID, instance: instance, now: wiring.now)
-                printErr("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
+                Output.say("erased: \(summary.leadsDeleted) lead\(summary.leadsDeleted == 1 ? "" : "s") and \(summary.rejectionsDeleted) rejection\(summary.rejectionsDeleted == 1 ? "" : "s") deleted; "
                          + "\(summary.rawLeadsRemoved) raw lead\(summary.rawLeadsRemoved == 1 ? "" : "s") removed from \(summary.archivesRewritten) archive\(summary.archivesRewritten == 1 ? "" : "s"); "
                          + "a tombstone keeps them out of later runs and backfills\n")
             } catch {

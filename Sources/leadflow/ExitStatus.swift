@@ -18,10 +18,10 @@ enum ExitStatus {
     /// Prints the error's safe description to stderr and returns the exit code it means.
     static func report(_ error: any Error) -> ExitCode {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
-        FileHandle.standardError.write(Data("leadflow: \(URLRedaction.redact(message))\n".utf8))
+        Output.problem("leadflow: \(URLRedaction.redact(message))")
         switch error {
         case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError,
-             is AppNotConfigured:
+             is AppNotConfigured, is MissingKey:
             return badInput
         case let cluster as EmbeddedClusterError where cluster.isConfiguration:
             return badInput

@@ -57,7 +57,7 @@ extension LeadFlow {
                 let text = report.render(format)
                 if let output {
                     try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
-                    printErr("wrote the \(format.rawValue) gap report to \(output)\n")
+                    Output.say("wrote the \(format.rawValue) gap report to \(output)\n")
                 } else {
                     FileHandle.standardOutput.write(Data(text.utf8))
                 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LeadFlowCore
+import LeadFlowStore
 import Logging
 
 /// The `leadflow` command: Facebook Lead Ads into Integrate, as a batch pipeline.
@@ -13,8 +14,14 @@ struct LeadFlow: AsyncParsableCommand {
             Environment:
               DATABASE_URL            the Postgres to use: libpq conninfo or URI
                                       (unset: LeadFlow's own cluster, started per command)
-              LEADFLOW_HOME           archives, spool, token key (default .leadflow)
-              LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key)
+              DATABASE_URL_FILE       a file whose first line is DATABASE_URL (systemd
+                                      credentials, mounted secrets)
+              LEADFLOW_HOME           archives, spool, token key (default /var/lib/leadflow
+                                      for a system user, else $XDG_STATE_HOME/leadflow,
+                                      i.e. ~/.local/state/leadflow)
+              LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key);
+                                      only the first `connect` creates it
+              LEADFLOW_LOG_LEVEL      the default of --log-level
               LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
               LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)
               LEADFLOW_APP_ID         the Facebook app's id
@@ -30,12 +37,13 @@ struct LeadFlow: AsyncParsableCommand {
 
             New here? `leadflow demo` shows the whole story in under a minute.
 
-            Exit codes:
+            Exit codes (docs/operations.md says what to do about each):
               0   success
+              1   something failed (a form, a connection, the database); wins over 2
               2   finished, but a connection is void or leads were rejected
               64  bad input or configuration
-              1   any other failure
             """,
+        version: LeadFlowVersion.description,
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self,
                       Notify.self, Notifications.self, Archive.self, Erase.self]
     )
@@ -43,17 +51,54 @@ struct LeadFlow: AsyncParsableCommand {
 
 /// Options every subcommand shares.
 struct CommonOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: Logger.Level = .notice
+    @Option(name: .customLong("log-level"),
+            help: "trace, debug, info, notice, warning, error or critical (default: LEADFLOW_LOG_LEVEL, else notice).")
+    var logLevel: Logger.Level?
+
+    @Option(name: .customLong("log-format"), help: "text (for people) or json (one object per line on stderr: time, level, label, message, metadata).")
+    var logFormat: LogFormat = .text
+
+    @Flag(help: "Only warnings and errors: a healthy run prints nothing, so cron mails only when something is wrong.")
+    var quiet = false
+
+    func validate() throws {
+        if logLevel == nil, let text = ProcessInfo.processInfo.environment["LEADFLOW_LOG_LEVEL"], !text.isEmpty,
+           Logger.Level(rawValue: text) == nil {
+            throw ValidationError("LEADFLOW_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")): \(text)")
+        }
+    }
+
+    /// --log-level, else LEADFLOW_LOG_LEVEL, else notice; --quiet raises it to warning.
+    var effectiveLevel: Logger.Level {
+        let environment = ProcessInfo.processInfo.environment["LEADFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        let level = logLevel ?? environment ?? .notice
+        return quiet ? max(level, .warning) : level
+    }
 
     func bootstrapLogging() {
-        let level = logLevel
+        let level = effectiveLevel
+        let format = logFormat
+        Output.settings = .init(format: format, quiet: quiet)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, logLevel: level)
+            }
         }
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// What `leadflow --version` prints: this binary, the schema it migrates to, and the Graph
+/// API version it asks for unless a pipeline says otherwise.
+enum LeadFlowVersion {
+    static let version = "0.1.0"
+    static var description: String {
+        "leadflow \(version) (schema \(Migrations.latestVersion), Graph API \(Pipeline(name: "default").graph.apiVersion))"
+    }
+}

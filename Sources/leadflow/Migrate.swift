@@ -31,7 +31,7 @@ extension LeadFlow {
                 let message = outcome.applied.isEmpty
                     ? "schema is current (version \(outcome.version))"
                     : "applied migration\(outcome.applied.count == 1 ? "" : "s") \(outcome.applied.map(String.init).joined(separator: ", ")); schema is at version \(outcome.version)"
-                FileHandle.standardError.write(Data("leadflow: \(message)\n".utf8))
+                Output.say("leadflow: \(message)")
             } catch {
                 throw ExitStatus.report(error)
             }

@@ -34,7 +34,7 @@ extension LeadFlow {
             } catch {
                 throw ExitStatus.report(error)
             }
-            printErr(Self.describe(report))
+            Output.say(Self.describe(report), level: report.failures.isEmpty ? .notice : .warning)
             if !report.failures.isEmpty { throw ExitStatus.failure }
         }
 
@@ -55,9 +55,11 @@ extension LeadFlow {
 func deliverNotifications(_ wiring: Wiring) async {
     do {
         let report = try await wiring.notifier().deliverPending(now: wiring.now)
-        if report.delivered > 0 || !report.failures.isEmpty { printErr(LeadFlow.Notify.describe(report)) }
+        if report.delivered > 0 || !report.failures.isEmpty {
+            Output.say(LeadFlow.Notify.describe(report), level: report.failures.isEmpty ? .notice : .warning)
+        }
     } catch {
         let message = (error as? any LeadFlowError)?.description ?? "\(type(of: error))"
-        printErr("leadflow: notifications not delivered: \(URLRedaction.redact(message)) (they wait for the next run or leadflow notify)\n")
+        Output.say("leadflow: notifications not delivered: \(URLRedaction.redact(message)) (they wait for the next run or leadflow notify)", level: .warning)
     }
 }

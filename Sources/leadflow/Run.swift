@@ -31,7 +31,12 @@ extension LeadFlow {
             discussion: """
                 For each connection: preflight (token age, debug_token, permissions, lead access), extract every form's window [watermark − overlap, now), archive the raw pages (tar + zstd, verified) before loading, transform into the Integrate lead schema, and load (COPY into staging, upsert by lead id, watermark in the same transaction). A void connection is skipped and its void period opened; a rerun never duplicates a lead. Start it from cron, a systemd timer or a Kubernetes CronJob (README).
 
-                Exit codes: 0 all connections healthy and loaded; 2 finished, but a connection is void or leads were rejected; 64 bad input or configuration; 1 any other failure.
+                Exit codes, and what to do (docs/operations.md):
+                  0   every connection healthy and loaded: nothing.
+                  1   something failed (a form's window, a connection skipped, the database, Graph past its retries); it wins over 2, so a failure never hides behind a void connection. Read the summary; the next run retries, and nothing half-done is visible. Alert if it repeats.
+                  2   finished, but a person must act: a connection is void (reauthenticate it with `leadflow connect`; `leadflow check` says why) or leads were rejected (`leadflow gaps`). Rerunning does not fix it.
+                  64  bad input or configuration (environment, pipeline file, missing key file): fix the deployment.
+                Under cron use --quiet: a healthy run prints nothing, so cron mails only for 1, 2 or 64. Under systemd, any non-zero exit fails the unit and starts its OnFailure= unit (deploy/systemd); the exit code is in `systemctl show -p ExecMainStatus leadflow-run`. Under Kubernetes a non-zero exit fails the Job (backoffLimit 0: the next schedule is the retry); alert on kube_job_status_failed.
 
                 Several processes, on one host or many, may run at once against one Postgres: each claims connections from the round's work queue (FOR UPDATE SKIP LOCKED), renews its lease while it works, and a dead worker's connections go to the others when its lease ends. A worker with nothing left to claim waits while others still hold connections of the round.
 
@@ -65,45 +70,67 @@ extension LeadFlow {
     }
 }
 
-/// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler.
+/// Progress lines: plain on a terminal, log records (with a timestamp) under a scheduler or
+/// `--log-format json`; nothing under `--quiet`.
 func progressReporter(label: String) -> @Sendable (String) -> Void {
-    let onTerminal = isatty(STDERR_FILENO) == 1
+    let plain = isatty(STDERR_FILENO) == 1 && Output.settings.format == .text
     let logger = Logger(label: label)
     return { step in
-        if onTerminal { printErr("  \(step)\n") } else { logger.notice("\(step)") }
+        if plain { Output.say("  \(step)") } else { logger.notice("\(step)") }
     }
 }
 
 /// Prints the summary, delivers the notifications (whose outcome never changes the exit
-/// code), then exits the way a scheduler acts on: 2 for gaps, 1 for failures.
+/// code), then exits the way a scheduler acts on: 1 when anything failed (a form, a
+/// connection), even if a connection is also void, since a failure is what a rerun or a
+/// person must look at first; else 2 when a connection is void or leads were rejected.
+/// Under `--quiet` a run that exits 0 prints nothing at all.
 func finish(_ summary: RunStage.Summary, notifying wiring: Wiring?) async throws {
-    printSummary(summary)
+    printSummary(summary, level: summary.hasFailures ? .error : summary.hasGaps ? .warning : .notice)
     if let wiring { await deliverNotifications(wiring) }
-    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
     if summary.hasFailures { throw ExitStatus.failure }
+    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
 }
 
-/// The table of a run or backfill, and where the time went, on stderr.
-func printSummary(_ summary: RunStage.Summary) {
+/// The table of a run or backfill, and where the time went, on stderr (under
+/// `--log-format json`: one record per connection and one for the stages).
+func printSummary(_ summary: RunStage.Summary, level: Logger.Level) {
     let runs = summary.backfillRunID.map { "run \(summary.runID) (backfill run \($0))" } ?? "run \(summary.runID)"
-    printErr("\(runs):\n" + TextTable.render(
-        ["connection", "job", "state", "pages", "new", "updated", "unchanged", "rejected"],
-        summary.connections.map { connection in
-            let state: String
-            switch connection.state {
-            case .loaded: state = "loaded"
-            case .void(let cause): state = "void (\(cause.rawValue))"
-            case .skipped(let reason): state = "skipped: \(reason)"
-            case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
-            case .idle(let reason): state = reason
-            }
-            let c = connection.counts
-            return [connection.label, connection.job.description, state, String(connection.pages), String(c.inserted), String(c.updated),
-                    String(c.unchanged), String(c.rejected)]
-        }))
+    let rows = summary.connections.map { connection -> [String] in
+        let state: String
+        switch connection.state {
+        case .loaded: state = "loaded"
+        case .void(let cause): state = "void (\(cause.rawValue))"
+        case .skipped(let reason): state = "skipped: \(reason)"
+        case .partial(let forms): state = "partial: forms \(forms.joined(separator: ", ")) failed"
+        case .idle(let reason): state = reason
+        }
+        let c = connection.counts
+        return [connection.label, connection.job.description, state, String(connection.pages), String(c.inserted), String(c.updated),
+                String(c.unchanged), String(c.rejected)]
+    }
     let t = summary.timings
-    printErr(String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB\n",
-                    t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes()))
+    let stages = String(format: "stages: preflight %.2f s, extract %.2f s, archive %.2f s, load %.2f s; peak memory %.1f MB",
+                        t.preflight, t.extract, t.archive, t.load, peakResidentMegabytes())
+    let columns = ["connection", "job", "state", "pages", "new", "updated", "unchanged", "rejected"]
+    switch Output.settings.format {
+    case .text:
+        Output.say("\(runs):\n" + TextTable.render(columns, rows), level: level)
+        Output.say(stages, level: level)
+    case .json:
+        var runMetadata: Logger.Metadata = ["run.id": "\(summary.runID)"]
+        if let backfill = summary.backfillRunID { runMetadata["run.backfill_id"] = "\(backfill)" }
+        for row in rows {
+            var metadata = runMetadata
+            for (column, value) in zip(columns, row) { metadata[column == "connection" ? "connection.label" : "connection.\(column)"] = "\(value)" }
+            Output.say("\(runs): \(row[0]) \(row[2])", level: level, label: "leadflow.summary", metadata: metadata)
+        }
+        runMetadata["stage.preflight_seconds"] = "\(t.preflight)"
+        runMetadata["stage.extract_seconds"] = "\(t.extract)"
+        runMetadata["stage.archive_seconds"] = "\(t.archive)"
+        runMetadata["stage.load_seconds"] = "\(t.load)"
+        Output.say("\(runs): \(stages)", level: level, label: "leadflow.summary", metadata: runMetadata)
+    }
 }
 
 /// This process's peak resident memory so far (VmHWM), in MB; 0 where /proc is missing.

@@ -36,17 +36,33 @@ struct Wiring {
     }
 
     /// DATABASE_URL's database, or LeadFlow's own cluster under LEADFLOW_HOME when it is unset.
+    /// The own cluster is for the demo and for trying LeadFlow out: a production command that
+    /// lands on it says so in one line (kept under --quiet), so nobody runs production on it
+    /// by accident.
     static func openDatabase(_ environment: Environment, logger: Logger) async throws -> (PostgresSession, EmbeddedCluster?, String) {
-        if let url = environment.databaseURL {
+        if let url = try environment.databaseURL() {
             return (try await PostgresSession.connect(conninfo: url, logger: logger), nil, url)
         }
-        let cluster = try EmbeddedCluster.start(home: environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
+        let cluster = try EmbeddedCluster.start(home: try environment.home, serverBinaries: environment.postgresBinaries, logger: logger)
+        Output.say("leadflow: DATABASE_URL is unset: using LeadFlow's own Postgres in \(cluster.dataDirectory.path), meant for trying LeadFlow out; set DATABASE_URL (or DATABASE_URL_FILE) for production",
+                   level: .warning)
         return (try await PostgresSession.connect(conninfo: cluster.conninfo, logger: logger), cluster, cluster.conninfo)
     }
 
     var connections: ConnectionStore { ConnectionStore(database) }
 
-    func vault() throws -> TokenVault { try TokenVault.openOrCreate(keyFile: environment.keyFile) }
+    /// The token key. Only the first `connect` into a database with no connection creates
+    /// it (`forFirstConnect`); any other command, and `connect` once connections exist, fails
+    /// naming the path it expected: a key made silently later (another folder, another host,
+    /// a lost volume) seals new tokens that no other run can open and leaves the old ones
+    /// sealed under a key nobody has.
+    func vault(forFirstConnect: Bool = false) async throws -> TokenVault {
+        let keyFile = try environment.keyFile
+        if FileManager.default.fileExists(atPath: keyFile.path) { return try TokenVault.open(keyFile: keyFile) }
+        let sealed = try await connections.sealedTokens()
+        if sealed.count == 0 && forFirstConnect { return try TokenVault.openOrCreate(keyFile: keyFile) }
+        throw MissingKey(path: keyFile.path, connections: sealed.count, keyID: sealed.keyID)
+    }
 
     /// - Parameter usageBoard: shared with the other workers of the app (run and backfill).
     func graph(usageBoard: (any UsageBoard)? = nil) throws -> GraphClient {
@@ -63,16 +79,16 @@ struct Wiring {
     /// connections are claimed from the work queue by that many lanes, each on a Postgres
     /// session of its own, sharing one Graph client (one curl multi handle) and the app's
     /// usage through Postgres.
-    func runStage(workers: WorkerSettings? = nil) throws -> RunStage {
-        let archiver = TarArchiver(home: environment.home, folder: pipeline.archive.folder,
+    func runStage(workers: WorkerSettings? = nil) async throws -> RunStage {
+        let archiver = TarArchiver(home: try environment.home, folder: pipeline.archive.folder,
                                    compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
         let board = try workers.map {
             try PostgresUsageBoard(conninfo: conninfo, appID: environment.appID ?? "unknown-app", workerID: $0.workerID)
         }
         let graph = try graph(usageBoard: board)
-        let sealer = try vault()
+        let sealer = try await vault()
         let settings = try validationSettings()
-        let spoolRoot = environment.home.appendingPathComponent("spool")
+        let spoolRoot = try environment.home.appendingPathComponent("spool")
         let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
         let crew = workers.map { workers in
             Crew(settings: workers, makeLane: {
@@ -95,7 +111,7 @@ struct Wiring {
 
     /// The outbox's notifier: the webhook over its own libcurl client, mail over SMTP
     /// through libcurl, each only when configured.
-    func notifier() throws -> Notifier {
+    func notifier() async throws -> Notifier {
         let configuration = pipeline.notifications
         let settings = try environment.notificationSettings(configuration)
         let webhook = try settings.webhook.map { _ in
@@ -105,7 +121,7 @@ struct Wiring {
             try CurlMailSender(configuration: .init(url: server.url, username: server.user, password: server.password,
                                                     startTLS: server.startTLS), logger: logger)
         }
-        return Notifier(repository: NotificationStore(database), settings: settings, webhook: webhook, mail: mail, sealer: try vault(),
+        return Notifier(repository: NotificationStore(database), settings: settings, webhook: webhook, mail: mail, sealer: try await vault(),
                         logger: logger)
     }
 
@@ -115,10 +131,24 @@ struct Wiring {
     }
 }
 
-func printErr(_ text: String) {
-    FileHandle.standardError.write(Data(text.utf8))
-}
-
 func days(_ interval: TimeInterval) -> String {
     String(format: "%.1f", interval / 86_400)
+}
+
+/// The token key file is missing where a command expects it (exit 64).
+struct MissingKey: LeadFlowError {
+    let path: String
+    let connections: Int
+    let keyID: String?
+    var code: String { "secrets.key_missing" }
+    var disposition: Disposition { .fatal }
+    var description: String {
+        if connections == 0 {
+            return "\(code): there is no token key at \(path); only the first `leadflow connect` creates one. "
+                + "If other hosts already run LeadFlow, point LEADFLOW_HOME or LEADFLOW_KEY_FILE at their key instead"
+        }
+        return "\(code): there is no token key at \(path), but the database holds \(connections) connection\(connections == 1 ? "" : "s") "
+            + "sealed with key \(keyID ?? "?"): restore that key file there, or point LEADFLOW_HOME or LEADFLOW_KEY_FILE at it "
+            + "(a new key could not open their tokens)"
+    }
 }

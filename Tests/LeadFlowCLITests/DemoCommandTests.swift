@@ -65,4 +65,30 @@ import Testing
         func story(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.contains(" Graph requests, in ") } }
         #expect(story(second.stdout) == story(out))
     }
+
+    /// The binary alone, copied outside the checkout (as install.sh and the Dockerfile
+    /// ship it), plays the demo from its built-in scenario: nothing is read from the
+    /// source tree. Runs are spaced far apart to keep it quick; the story above is the full one.
+    @Test func anInstalledBinaryNeedsNoSourceTree() async throws {
+        let folder = try Repository.temporaryFolder("installed")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let binary = folder.appendingPathComponent("bin/leadflow")
+        try FileManager.default.createDirectory(at: binary.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: LeadFlowBinary.path, toPath: binary.path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: binary.deletingLastPathComponent().path) == ["leadflow"])
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "DATABASE_URL")
+        env["LEADFLOW_HOME"] = folder.appendingPathComponent("home").path
+
+        let version = try await runProgram(binary.path, ["--version"], environment: env, in: folder)
+        #expect(version.status == 0 && version.stdout.hasPrefix("leadflow "), "\(version.stderr)")
+        let demo = try await runProgram(binary.path, ["demo", "--run-every-hours", "2000"], environment: env, in: folder)
+        let cluster = demo.stdout.split(separator: "\n").first { $0.hasPrefix("Postgres: ") }
+            .map { String($0.dropFirst("Postgres: ".count).split(separator: " ")[0]) }
+        defer { if let cluster { try? FileManager.default.removeItem(atPath: cluster) } }
+        #expect(demo.status == 0, "\(demo.stderr)")
+        #expect(demo.stdout.hasPrefix("LeadFlow demo: the built-in scenario"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("The Graph fake plays 4 Pages with 6 forms"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("every one verified against its manifest"), "\(demo.stdout)")
+    }
 }

@@ -33,6 +33,10 @@ import Testing
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stderr.contains("created the embedded Postgres cluster"))
         #expect(first.stderr.contains("applied migrations"))
+        // One line says which database a command without DATABASE_URL uses, even under --quiet.
+        #expect(first.stderr.components(separatedBy: "DATABASE_URL is unset: using LeadFlow's own Postgres in ").count == 2, "\(first.stderr)")
+        let quiet = try await runProgram(LeadFlowBinary.path, ["migrate", "--quiet"], environment: environment(["LEADFLOW_HOME": home.path]))
+        #expect(quiet.stderr.split(separator: "\n").count == 1 && quiet.stderr.contains("using LeadFlow's own Postgres"), "\(quiet.stderr)")
         let dataLine = try #require(first.stderr.split(separator: "\n").first { $0.contains("postgres.data=") })
         let data = String(dataLine.split(separator: "postgres.data=")[1].split(separator: " ")[0])
         defer { try? FileManager.default.removeItem(atPath: data) }

@@ -84,7 +84,8 @@ import Testing
 
     @Test func usageNearTheQuotaSlowsRequestsDownBeforeGraphRefuses() async throws {
         let sleeper = RecordingSleeper()
-        let fake = try GraphFake(scenario: scenario(count: 2_000) { $0.callsPerMinuteQuota = 10 }, now: Self.now)
+        // The window outlasts the read even when the whole suite starves this task for minutes.
+        let fake = try GraphFake(scenario: scenario(count: 2_000) { $0.callsPerMinuteQuota = 10; $0.quotaWindowSeconds = 3_600 }, now: Self.now)
         let (pages, _) = try await readAll(try client(fake, sleeper: sleeper))
         #expect(Set(pages.flatMap { $0.leads.map(\.id) }).count == 2_000)
         // The k-th answer reports (k − 1) × 10 % of the quota; above 80 %, that is from the
