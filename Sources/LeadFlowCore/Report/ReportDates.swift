@@ -52,12 +52,6 @@ public struct ReportDates: Sendable, Equatable {
         return (a.year == b.year ? "\(a.day) \(Self.months[a.month - 1])" : day(from)) + "–" + day(to)
     }
 
-    /// "May 2026": a month tick on the timeline.
-    public func month(_ date: Date) -> String {
-        let f = fields(date)
-        return "\(Self.months[f.month - 1]) \(f.year)"
-    }
-
     /// The local midnight that starts the day holding `date`. The offset is taken again at
     /// that midnight, so a day that changes to or from summer time still starts at 00:00.
     public func startOfDay(_ date: Date) -> Date {
