@@ -14,10 +14,14 @@ public struct GapStore {
 
     /// Rejections are counted once per lead: every overlap and backfill that re-reads a
     /// rejected lead records it again.
-    /// - Parameter instance: only this instance's connections (nil: all).
-    public func facts(instance: String?, now: Date) throws -> [GapFacts] {
+    /// - Parameters:
+    ///   - instance: only this instance's connections (nil: all).
+    ///   - timeZone: the zone whose days the daily lead counts are cut at (an IANA name, which
+    ///     Postgres and Foundation both know): the report's timeline draws them in it.
+    public func facts(instance: String?, now: Date, timeZone: String = "UTC") throws -> [GapFacts] {
         let connections = try db.query("""
-            SELECT id, instance, label, page_id, page_name, authenticated_at, fb_expires_at, fb_data_access_expires_at
+            SELECT id, instance, label, page_id, page_name, authenticated_at, fb_expires_at, fb_data_access_expires_at,
+                   authenticator_user_id, authenticator_name
             FROM connections WHERE $1::text IS NULL OR instance = $1 ORDER BY instance, label
             """, [instance], label: "gap connections")
         return try connections.all.map { row in
@@ -25,6 +29,8 @@ public struct GapStore {
             var facts = GapFacts(instance: try row.string(1)!, label: try row.string(2)!, pageID: try row.string(3)!,
                                  pageName: try row.string(4), authenticatedAt: try row.date(5)!, facebookExpiresAt: try row.date(6),
                                  facebookDataAccessExpiresAt: try row.date(7))
+            facts.authenticatorID = try row.string(8)
+            facts.authenticatorName = try row.string(9)
             facts.cycleStarts = try db.query("""
                 SELECT occurred_at FROM auth_events WHERE connection_id = $1 AND kind IN ('authenticated', 'reauthenticated')
                 ORDER BY occurred_at
@@ -53,8 +59,8 @@ public struct GapStore {
                 facts.rejected[try reason.string(0)!] = try reason.int(1) ?? 0
             }
             for day in try db.query("""
-                SELECT date_trunc('day', created_at, 'UTC'), count(*) FROM leads WHERE connection_id = $1 GROUP BY 1
-                """, [id], label: "gap daily leads").all {
+                SELECT date_trunc('day', created_at, $2), count(*) FROM leads WHERE connection_id = $1 GROUP BY 1
+                """, [id, timeZone], label: "gap daily leads").all {
                 facts.dailyLeads[try day.date(0)!] = try day.int(1) ?? 0
             }
             return facts

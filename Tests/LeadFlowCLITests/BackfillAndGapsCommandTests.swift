@@ -62,6 +62,15 @@ import Testing
         let estimate = try #require(period["missing"] as? Int)
         #expect(abs(estimate - waiting) <= 2, "estimate \(estimate), waiting \(waiting)")
         #expect(period["missing_is_estimate"] as? Bool == true)
+        // Facebook keeps the period's leads 90 days from its start: the report says until when.
+        #expect(period["recover_by"] as? String == UTCTime.iso8601(Self.day(110)))
+        let instance = (open["instances"] as! [[String: Any]])[0]
+        #expect(instance["act_by"] as? String == UTCTime.iso8601(Self.day(110)))
+        #expect((instance["headline"] as? String)?.hasPrefix("acme: No leads from Acme Analytics since 22 Mar (5 days). About ") == true)
+        #expect((instance["headline"] as? String)?.contains("; the first are lost on 20 Jun unless ") == true)
+        // People's dates in the zone asked for; 09:00 UTC is 18:00 in Tokyo.
+        let tokyo = try await leadflow(["gaps", "--format", "md", "--tz", "Asia/Tokyo"], day: 25).stdout
+        #expect(tokyo.contains("| 1 | data access expired | 22 Mar 2026 18:00 | open | 5 days | 0 | ~"), "\(tokyo)")
 
         // Reauthentication on day 30; automatic backfill is off in this pipeline, so the period waits.
         #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 30,
@@ -78,9 +87,10 @@ import Testing
         let table = try await leadflow(["gaps"], day: 31)
         #expect(table.status == 0)
         #expect(table.stdout.contains("recovered"))
-        #expect(table.stdout.contains("data_access_expired"))
+        #expect(table.stdout.contains("data access expired"))
+        #expect(table.stdout.contains("acme: all connections healthy."))
         let markdown = try await leadflow(["gaps", "--format", "md", "--instance", "acme"], day: 31).stdout
-        #expect(markdown.contains("| 1 | data_access_expired | \(UTCTime.iso8601(Self.day(20))) | \(UTCTime.iso8601(Self.day(30))) | 10 d 0 h | \(inPeriod) | 0 | 0 | recovered |"))
+        #expect(markdown.contains("| 1 | data access expired | 22 Mar 2026 09:00 | 1 Apr 2026 09:00 | 10 days | \(inPeriod) | 0 | 0 | - | recovered |"))
         let htmlFile = home.appendingPathComponent("report/gap-report.html")
         try FileManager.default.createDirectory(at: htmlFile.deletingLastPathComponent(), withIntermediateDirectories: true)
         let html = try await leadflow(["gaps", "--format", "html", "--output", htmlFile.path], day: 31)
@@ -95,5 +105,6 @@ import Testing
         #expect(try await leadflow(["backfill", "--all", "--since", "yesterday"], day: 1).status == 64)
         #expect(try await leadflow(["backfill", "--connection", "nobody"], day: 1).status == 64)
         #expect(try await leadflow(["gaps", "--format", "xml"], day: 1).status == 64)
+        #expect(try await leadflow(["gaps", "--tz", "CET"], day: 1).status == 64)
     }
 }

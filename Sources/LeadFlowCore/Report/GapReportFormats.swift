@@ -1,11 +1,16 @@
 import Foundation
 
-/// The gap report's text formats: `table` for a terminal, `md` for a ticket, `csv` one row
-/// per void period, `json` in the shape `DESIGN.md` fixes (scripts depend on it).
+/// The gap report's text formats, each opening with the headline per instance: `table` for a
+/// terminal, `md` for a ticket, `csv` one row per void period (and one per connection without
+/// any), `json` in the shape `DESIGN.md` fixes (scripts depend on it: fields are only added).
+/// People's formats write names, local dates and days; CSV and JSON keep ids and UTC instants.
 extension GapReport {
     public enum Format: String, Sendable, CaseIterable {
         case table, md, csv, json, html
     }
+
+    /// The JSON's shape: 2 added the headline, names, `recover_by` and `waiting`.
+    public static let jsonSchemaVersion = 2
 
     public func render(_ format: Format) -> String {
         switch format {
@@ -17,52 +22,96 @@ extension GapReport {
         }
     }
 
-    // MARK: - Cells shared by the formats
+    // MARK: - Words and cells shared by the formats
 
     static func hours(_ seconds: TimeInterval) -> String { String(format: "%.1f", seconds / 3_600) }
 
-    /// "3 d 4 h", "5 h": how long a period lasted, for people.
-    static func duration(_ seconds: TimeInterval) -> String {
-        let hours = Int((seconds / 3_600).rounded())
-        return hours >= 24 ? "\(hours / 24) d \(hours % 24) h" : "\(hours) h"
+    static func words(_ code: String) -> String { code.replacingOccurrences(of: "_", with: " ") }
+
+    static func statusWords(_ status: Status) -> String {
+        status == .open ? "open (void)" : words(status.rawValue)
     }
 
-    static func missingCell(_ period: Period) -> String {
-        guard let missing = period.missing else { return "?" }
-        return period.missingIsEstimate ? "~\(missing)" : String(missing)
+    /// "Globex Software [2001]": the Page's name, its id in brackets.
+    static func pageCell(_ c: Connection) -> String {
+        c.pageName.map { "\($0) [\(c.pageID)]" } ?? "Page \(c.pageID)"
+    }
+
+    /// "Ana Ruiz [77]".
+    static func authenticatorCell(_ c: Connection) -> String {
+        switch (c.authenticatorName, c.authenticatorID) {
+        case let (name?, id?): return "\(name) [\(id)]"
+        case let (name?, nil): return name
+        case let (nil, id?): return "Facebook user \(id)"
+        case (nil, nil): return "unknown"
+        }
+    }
+
+    static func waitingCell(_ period: Period) -> String {
+        guard let waiting = period.waiting else { return "?" }
+        return period.missingIsEstimate ? "~\(waiting)" : String(waiting)
+    }
+
+    static func lostCell(_ period: Period) -> String {
+        period.lostEstimate > 0 ? "~\(period.lost + period.lostEstimate)" : String(period.lost)
     }
 
     static func rejectedCell(_ rejected: [String: Int]) -> String {
         rejected.isEmpty ? "none" : rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 
-    static func periodCells(_ period: Period) -> [String] {
-        [String(period.id), period.cause.rawValue, UTCTime.iso8601(period.startedAt), period.endedAt.map(UTCTime.iso8601) ?? "open",
-         duration(period.durationSeconds), String(period.recovered), missingCell(period), String(period.lost), period.status.rawValue]
+    func periodCells(_ period: Period) -> [String] {
+        [String(period.number), Self.words(period.cause.rawValue), dates.dayAndTime(period.startedAt),
+         period.endedAt.map(dates.dayAndTime) ?? "open", ReportDates.days(period.durationSeconds), String(period.recovered),
+         Self.waitingCell(period), Self.lostCell(period), period.recoverBy.map(dates.dayWithYear) ?? "-", Self.statusWords(period.status)]
     }
 
-    static let periodHeader = ["period", "cause", "started", "ended", "duration", "recovered", "missing", "lost", "status"]
+    static let periodHeader = ["#", "cause", "started", "ended", "duration", "recovered", "waiting", "lost", "recover by", "status"]
+    /// Which of `periodHeader`'s columns hold counts (right-aligned where a format can).
+    static let periodCountColumns = 5...7
 
-    func connectionLine(_ c: Connection) -> String {
-        let reminder = c.reminder == "not_due" ? "reminder at \(UTCTime.iso8601(c.reminderAt))" : "reminder \(c.reminder)"
-        return "\(c.label) (\(c.instance), Page \(c.pageID)): \(c.status), day \(c.daysSinceAuthentication) of its authentication, \(reminder); "
-            + "last healthy run \(c.lastHealthyRunAt.map(UTCTime.iso8601) ?? "never"); \(c.leadsLoaded) leads loaded; "
-            + "missing \(c.missing.map(String.init) ?? "unknown"); rejected: \(Self.rejectedCell(c.rejected))"
+    static let totalsHeader = ["instance", "connections", "void periods", "open", "recovered", "waiting", "lost", "rejected", "act by"]
+
+    func totalsCells(_ i: InstanceTotals) -> [String] {
+        [i.instance, String(i.connections), String(i.voidPeriods), String(i.open), String(i.recovered), String(i.waiting),
+         String(i.lost), String(i.rejected), i.actBy.map(dates.dayWithYear) ?? "-"]
+    }
+
+    /// "Gap report for globex, 3 Jul 2026 21:00 UTC": one instance's report names only it.
+    var title: String {
+        "Gap report" + (instances.count == 1 ? " for \(instances[0].instance)" : "")
+    }
+
+    var generatedLine: String { "\(dates.dayAndTime(generatedAt)) \(dates.zoneName)" }
+
+    /// "authenticated 12 Apr 2026 by Priya Shah [42]; reminder 26 Jun, expires 11 Jul".
+    func cycleLine(_ c: Connection) -> String {
+        let ended = c.expiresAt <= generatedAt
+        return "authenticated \(dates.dayWithYear(c.authenticatedAt)) by \(Self.authenticatorCell(c)); "
+            + (ended ? "expired \(dates.day(c.expiresAt))" : "reminder \(dates.day(c.reminderAt)), expires \(dates.day(c.expiresAt))")
+            + (c.recoverBy.map { "; recover by \(dates.day($0))" } ?? "")
+    }
+
+    /// "last healthy run 3 Jul 2026 21:00; 4571 leads loaded; 0 waiting in Facebook; rejected: none".
+    func countsLine(_ c: Connection) -> String {
+        let estimate = c.periods.contains { $0.missingIsEstimate && $0.waiting != nil }
+        return "last healthy run \(c.lastHealthyRunAt.map(dates.dayAndTime) ?? "never"); \(c.leadsLoaded) leads loaded; "
+            + "\(c.waiting.map { (estimate ? "~" : "") + String($0) } ?? "unknown") waiting in Facebook; "
+            + "rejected: \(Self.rejectedCell(c.rejected))"
     }
 
     // MARK: - table
 
     func table() -> String {
-        var out = "Gap report, \(UTCTime.iso8601(generatedAt))\n\n"
+        var out = "\(title), \(generatedLine)\n\n"
+        out += instances.map(\.headline).joined(separator: "\n") + (instances.isEmpty ? "No connections.\n" : "\n")
         for c in connections {
-            out += connectionLine(c) + "\n"
-            out += c.periods.isEmpty ? "  no void period\n" : TextTable.render(Self.periodHeader, c.periods.map(Self.periodCells))
-            out += "\n"
+            out += "\n\(Self.pageCell(c)), \(c.label) (\(c.instance)): \(Self.words(c.status))\n"
+            out += "  \(cycleLine(c))\n  \(countsLine(c))\n"
+            out += c.periods.isEmpty ? "  no void period\n"
+                : TextTable.render(Self.periodHeader, c.periods.map(periodCells)).split(separator: "\n").map { "  " + $0 + "\n" }.joined()
         }
-        out += "Totals per instance\n" + TextTable.render(
-            ["instance", "connections", "void periods", "open", "recovered", "missing", "lost", "rejected"],
-            instances.map { [$0.instance, String($0.connections), String($0.voidPeriods), String($0.open), String($0.recovered),
-                             String($0.missing), String($0.lost), String($0.rejected)] })
+        out += "\nTotals per instance\n" + TextTable.render(Self.totalsHeader, instances.map(totalsCells))
         return out
     }
 
@@ -70,49 +119,59 @@ extension GapReport {
 
     func markdown() -> String {
         func row(_ cells: [String]) -> String { "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
-        func header(_ cells: [String]) -> String { row(cells) + row(cells.map { _ in "---" }) }
-        var out = "# Gap report\n\nGenerated \(UTCTime.iso8601(generatedAt)).\n\n"
-        out += "| instance | connections | void periods | open | recovered | missing | lost | rejected |\n|---|--:|--:|--:|--:|--:|--:|--:|\n"
+        var out = "# \(title)\n\n"
         for i in instances {
-            out += row([i.instance, String(i.connections), String(i.voidPeriods), String(i.open), String(i.recovered), String(i.missing),
-                        String(i.lost), String(i.rejected)])
+            out += "- **\(i.instance)**: \(i.summary)\n"
         }
+        out += "\nAs of \(generatedLine).\n\n"
+        out += row(Self.totalsHeader) + "|---|--:|--:|--:|--:|--:|--:|--:|---|\n"
+        for i in instances { out += row(totalsCells(i)) }
         for c in connections {
-            out += "\n## \(c.label) (\(c.instance), Page \(c.pageID))\n\n"
-            out += "- status: **\(c.status.replacingOccurrences(of: "_", with: " "))**, day \(c.daysSinceAuthentication) of its authentication; "
-                + "reminder: \(c.reminder.replacingOccurrences(of: "_", with: " ")) "
-                + "(due \(UTCTime.iso8601(c.reminderAt)), expires \(UTCTime.iso8601(c.expiresAt)))\n"
-            out += "- last healthy run: \(c.lastHealthyRunAt.map(UTCTime.iso8601) ?? "never"); leads loaded: \(c.leadsLoaded); "
-                + "missing: \(c.missing.map(String.init) ?? "unknown")\n"
-            out += "- rejected leads: \(Self.rejectedCell(c.rejected))\n\n"
+            out += "\n## \(Self.pageCell(c)), \(c.label) (\(c.instance))\n\n"
+            out += "- status: **\(Self.words(c.status))**; \(cycleLine(c))\n"
+            out += "- \(countsLine(c))\n\n"
             if c.periods.isEmpty {
                 out += "No void period.\n"
             } else {
-                out += header(Self.periodHeader)
-                for p in c.periods { out += row(Self.periodCells(p)) }
+                out += row(Self.periodHeader) + "|" + Self.periodHeader.indices.map { Self.periodCountColumns.contains($0) || $0 == 0 ? "--:|" : "---|" }.joined() + "\n"
+                for p in c.periods { out += row(periodCells(p)) }
             }
         }
         if connections.contains(where: { $0.periods.contains(where: \.missingIsEstimate) }) {
-            out += "\n~ marks an estimate: the missing leads could belong to more than one period, or the period is still open.\n"
+            out += "\n~ marks an estimate: the waiting leads could belong to more than one period, or the period is still open "
+                + "(the Page's lead rate before it, times the days since its last healthy run).\n"
         }
         return out
     }
 
     // MARK: - csv
 
+    /// The first fourteen columns are the ones of schema 1, in their order; the rest are added.
+    static let csvHeader = ["instance", "connection", "page_id", "period_id", "cause", "started_at", "ended_at", "duration_hours",
+                            "recovered", "missing", "missing_is_estimate", "lost", "status", "backfilled_at",
+                            "page_name", "authenticator_id", "authenticator_name", "connection_status", "period_number", "waiting",
+                            "recover_by", "connection_waiting", "connection_recover_by", "act_by", "attention"]
+
     func csv() -> String {
         func field(_ text: String) -> String {
             text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
         }
-        var out = "instance,connection,page_id,period_id,cause,started_at,ended_at,duration_hours,recovered,missing,missing_is_estimate,lost,status,backfilled_at\r\n"
+        func iso(_ date: Date?) -> String { date.map(UTCTime.iso8601) ?? "" }
+        var out = Self.csvHeader.joined(separator: ",") + "\r\n"
         for c in connections {
-            for p in c.periods {
-                out += [c.instance, c.label, c.pageID, String(p.id), p.cause.rawValue, UTCTime.iso8601(p.startedAt),
-                        p.endedAt.map(UTCTime.iso8601) ?? "", Self.hours(p.durationSeconds), String(p.recovered),
-                        p.missing.map(String.init) ?? "", String(p.missingIsEstimate), String(p.lost), p.status.rawValue,
-                        p.backfilledAt.map(UTCTime.iso8601) ?? ""].map(field).joined(separator: ",") + "\r\n"
-            }
+            let connectionCells = [c.pageName ?? "", c.authenticatorID ?? "", c.authenticatorName ?? "", c.status]
+            let tail = [c.waiting.map(String.init) ?? "", iso(c.recoverBy), iso(c.attention?.actBy), c.attention?.sentence ?? ""]
+            // A connection without a period still gets its row: a healthy one is news too.
+            let rows: [[String]] = c.periods.isEmpty
+                ? [[c.instance, c.label, c.pageID, "", "", "", "", "", "", "", "", "", "", ""] + connectionCells + ["", "", ""] + tail]
+                : c.periods.map { p in
+                    [c.instance, c.label, c.pageID, String(p.id), p.cause.rawValue, UTCTime.iso8601(p.startedAt), iso(p.endedAt),
+                     Self.hours(p.durationSeconds), String(p.recovered), p.missing.map(String.init) ?? "", String(p.missingIsEstimate),
+                     String(p.lost), p.status.rawValue, iso(p.backfilledAt)]
+                        + connectionCells + [String(p.number), p.waiting.map(String.init) ?? "", iso(p.recoverBy)] + tail
+                }
+            for row in rows { out += row.map(field).joined(separator: ",") + "\r\n" }
         }
         return out
     }
@@ -121,27 +180,40 @@ extension GapReport {
 
     func json() -> String {
         func date(_ value: Date?) -> Any { value.map(UTCTime.iso8601) ?? NSNull() }
+        func orNull(_ value: (any Sendable)?) -> Any {
+            if let value { return value }
+            return NSNull()
+        }
         let object: [String: Any] = [
+            "schema_version": Self.jsonSchemaVersion,
+            "time_zone": dates.zoneName,
             "generated_at": UTCTime.iso8601(generatedAt),
             "from": date(from), "to": date(to),
             "connections": connections.map { c -> [String: Any] in
                 [
-                    "instance": c.instance, "label": c.label, "page_id": c.pageID, "name": c.pageName ?? NSNull(), "status": c.status,
+                    "instance": c.instance, "label": c.label, "page_id": c.pageID, "name": orNull(c.pageName), "page_name": orNull(c.pageName),
+                    "authenticator": ["id": orNull(c.authenticatorID), "name": orNull(c.authenticatorName)],
+                    "status": c.status,
                     "authenticated_at": UTCTime.iso8601(c.authenticatedAt), "days_since_authentication": c.daysSinceAuthentication,
                     "reminder": c.reminder, "reminder_at": UTCTime.iso8601(c.reminderAt), "expires_at": UTCTime.iso8601(c.expiresAt),
                     "last_healthy_run_at": date(c.lastHealthyRunAt), "leads_loaded": c.leadsLoaded,
-                    "missing": c.missing ?? NSNull() as Any,
+                    "missing": orNull(c.missing), "waiting": orNull(c.waiting), "recover_by": date(c.recoverBy),
+                    "attention": c.attention.map { a -> Any in
+                        ["kind": a.kind.rawValue, "act_by": date(a.actBy), "sentence": a.sentence] as [String: Any]
+                    } ?? NSNull(),
                     "void_periods": c.periods.map { p -> [String: Any] in
-                        ["id": p.id, "cause": p.cause.rawValue, "started_at": UTCTime.iso8601(p.startedAt), "ended_at": date(p.endedAt),
-                         "duration_hours": (p.durationSeconds / 36).rounded() / 100, "recovered": p.recovered,
-                         "missing": p.missing ?? NSNull() as Any, "missing_is_estimate": p.missingIsEstimate, "lost": p.lost,
-                         "status": p.status.rawValue, "backfilled_at": date(p.backfilledAt)]
+                        ["id": p.id, "number": p.number, "cause": p.cause.rawValue, "started_at": UTCTime.iso8601(p.startedAt),
+                         "ended_at": date(p.endedAt), "duration_hours": (p.durationSeconds / 36).rounded() / 100, "recovered": p.recovered,
+                         "missing": orNull(p.missing), "missing_is_estimate": p.missingIsEstimate, "lost": p.lost,
+                         "lost_estimate": p.lostEstimate, "waiting": orNull(p.waiting), "status": p.status.rawValue,
+                         "backfilled_at": date(p.backfilledAt), "recover_by": date(p.recoverBy)]
                     },
                     "rejected": c.rejected,
                 ]
             },
             "instances": instances.map { i -> [String: Any] in
-                ["instance": i.instance, "connections": i.connections, "void_periods": i.voidPeriods, "open": i.open,
+                ["instance": i.instance, "headline": i.headline, "act_by": date(i.actBy), "waiting": i.waiting,
+                 "connections": i.connections, "void_periods": i.voidPeriods, "open": i.open,
                  "recovered": i.recovered, "missing": i.missing, "lost": i.lost, "rejected": i.rejected]
             },
         ]
