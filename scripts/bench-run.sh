@@ -23,7 +23,9 @@ stop_fake() { [ -n "$fake_pid" ] && { exec 3>&-; wait "$fake_pid" 2>/dev/null ||
 cleanup() { stop_fake; stop_postgres; rm -rf "$work"; }
 trap cleanup EXIT
 start_postgres -c max_connections=200
-for product in leadflow graph-fake LeadFlowBench; do swift build -c release --product "$product" >/dev/null; done
+for product in leadflow graph-fake LeadFlowBench; do
+    swift build -c release --product "$product" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+done
 bin=.build/release
 venv=.build/venv-bench
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -100,6 +100,8 @@ public protocol LeadRepository: Sendable {
     /// claim, the transaction first checks the claim's fence (`LeaseLost` if another
     /// worker took the connection over) and holds it until the commit.
     func loadWindow(_ batch: WindowBatch) async throws -> LoadCounts
+    /// The forms of the connection an earlier run saw.
+    func formIDs(connectionID: Int64) async throws -> [String]
     /// The watermarks of a connection's forms, in one query.
     func watermarks(connectionID: Int64) async throws -> [String: Date]
 

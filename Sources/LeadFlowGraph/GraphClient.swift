@@ -96,10 +96,11 @@ public final class GraphClient: Sendable {
     }
 
     /// Every lead form of a Page, every status (ARCHIVED forms still receive leads).
-    public func forms(pageID: String, token: AccessToken) async throws -> [GraphForm] {
+    /// - Parameter first: the first page's body when a batch already read it.
+    public func forms(pageID: String, token: AccessToken, first: Data? = nil) async throws -> [GraphForm] {
         var forms: [GraphForm] = []
         _ = try await paginate(path: "\(pageID)/leadgen_forms", query: [("fields", GraphFields.forms)], token: token,
-                               context: "forms of page \(pageID)") { (page: GraphList<GraphForm>, _: Data) in
+                               context: "forms of page \(pageID)", first: first) { (page: GraphList<GraphForm>, _: Data) in
             forms.append(contentsOf: page.data)
         }
         return forms
@@ -108,13 +109,14 @@ public final class GraphClient: Sendable {
     /// Reads a form's leads created in `window`, handing each page on as it arrives, so
     /// memory does not grow with the number of leads. Pages handed on before a failure
     /// stay handed on: the caller keeps them.
-    public func leads(formID: String, window: LeadWindow, token: AccessToken,
+    /// - Parameter first: the first page's body when a batch already read it.
+    public func leads(formID: String, window: LeadWindow, token: AccessToken, first: Data? = nil,
                       onPage: (LeadPage) async throws -> Void) async throws -> LeadStreamSummary {
         var number = 0
         var count = 0
         var summary = try await paginate(path: "\(formID)/leads",
                                          query: [("fields", GraphFields.leads), ("filtering", window.filtering)],
-                                         token: token, context: "leads of form \(formID)") { (page: GraphLeadPage, raw: Data) in
+                                         token: token, context: "leads of form \(formID)", first: first) { (page: GraphLeadPage, raw: Data) in
             number += 1
             count += page.leads.count + page.malformed.count
             try await onPage(LeadPage(formID: formID, number: number, leads: page.leads, malformed: page.malformed, rawBody: raw))
@@ -135,20 +137,30 @@ public final class GraphClient: Sendable {
 
     // MARK: - Paging
 
+    /// Every page of a list, each handed on as it arrives. `first`, the first page's body
+    /// read already (by a batch), stands for the first request when it reads as a page;
+    /// otherwise the first page is asked for again the ordinary way.
     func paginate<Page: GraphListing>(
-        path: String, query: [(name: String, value: String)], token: AccessToken, context: String,
+        path: String, query: [(name: String, value: String)], token: AccessToken, context: String, first: Data? = nil,
         onPage: (Page, Data) async throws -> Void
     ) async throws -> LeadStreamSummary {
         var summary = LeadStreamSummary()
         var limit = configuration.pageSize
         var after: String?
         var seenCursors: Set<String> = []
+        var prefetched = first.flatMap { body in (try? Page.read(body)).map { ($0, redactedBody(body)) } }
         while true {
             try Task.checkCancellation()
             var pageQuery = query
             if let after { pageQuery.append(("after", after)) }
-            let (page, raw, requests) = try await fetch(path: path, query: pageQuery, token: token, context: context,
+            let page: Page, raw: Data, requests: Int
+            if let (ready, body) = prefetched {
+                (page, raw, requests) = (ready, body, 0)
+                prefetched = nil
+            } else {
+                (page, raw, requests) = try await fetch(path: path, query: pageQuery, token: token, context: context,
                                                         limit: &limit, read: Page.read)
+            }
             summary.requests += requests
             summary.pages += 1
             try await onPage(page, raw)
@@ -274,7 +286,7 @@ public final class GraphClient: Sendable {
     }
 
     /// Graph's `next` URLs carry the token: the archived page must not.
-    private func redactedBody(_ body: Data) -> Data {
+    func redactedBody(_ body: Data) -> Data {
         URLRedaction.redact(utf8: Array(body)).map { Data($0) } ?? body
     }
 }

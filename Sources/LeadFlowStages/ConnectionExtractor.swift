@@ -45,8 +45,9 @@ public struct ConnectionExtractor: Sendable {
     }
 
     /// Reads the given forms' windows, several at once.
+    /// - Parameter firstPages: forms whose first page a batch already read (its body).
     public func extract(forms: [GraphForm], token: AccessToken, window: @Sendable (GraphForm) -> LeadWindow,
-                        sink: any LeadPageSink) async throws -> ExtractOutcome {
+                        sink: any LeadPageSink, firstPages: [String: Data] = [:]) async throws -> ExtractOutcome {
         var summaries: [String: LeadStreamSummary] = [:]
         var failures: [String: String] = [:]
         var voidError: GraphError?
@@ -58,7 +59,8 @@ public struct ConnectionExtractor: Sendable {
                 let formWindow = window(form)
                 group.addTask {
                     do {
-                        let summary = try await client.leads(formID: form.id, window: formWindow, token: token) { page in
+                        let summary = try await client.leads(formID: form.id, window: formWindow, token: token,
+                                                             first: firstPages[form.id]) { page in
                             try await sink.receive(page)
                         }
                         return (form.id, .success(summary))

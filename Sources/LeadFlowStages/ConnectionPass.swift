@@ -28,15 +28,19 @@ struct ConnectionPass {
             .init(label: record.label, job: job.kind, state: state, counts: counts, pages: pages)
         }
         let allForms: [GraphForm]
+        var firstPages: [String: Data]
         do {
-            allForms = try await graph.forms(pageID: record.pageID, token: token)
+            (allForms, firstPages) = try await openingReads(record, token: token, job: job, now: now)
         } catch let error as GraphError where error.voidCause != nil {
             try await connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
-                                           since: now, now: now)
+                                                 since: now, now: now)
             return summary(.void(error.voidCause!))
         }
         try await leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
-        let (forms, windows) = try await windows(for: job, forms: allForms, record: record, now: now)
+        let (forms, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
+        let wanted = Set(forms.map(\.self))
+        firstPages = firstPages.filter { wanted.contains($0.key) }
+        let reading = allForms.filter { wanted.contains($0.id) }
 
         let folder = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -47,10 +51,10 @@ struct ConnectionPass {
                                   erased: ErasureList(hashes: try await leads.erasureHashes(instance: record.instance),
                                                       hash: { [sealer] in sealer.erasureHash($0) }),
                                   now: now)
-        progress("\(record.label): \(job): reading \(forms.count) form\(forms.count == 1 ? "" : "s")")
+        progress("\(record.label): \(job): reading \(reading.count) form\(reading.count == 1 ? "" : "s")")
         let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
-        let outcome = try await extractor.extract(forms: forms, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
-                                                  sink: spool)
+        let outcome = try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
+                                                  sink: spool, firstPages: firstPages)
         timings.extract += lap()
 
         var completed: [String: LeadStreamSummary]
@@ -118,9 +122,46 @@ struct ConnectionPass {
         return summary(state, counts, pages: pages.count)
     }
 
-    /// The forms a job reads, and each one's window.
-    private func windows(for job: Job, forms all: [GraphForm], record: ConnectionRecord,
-                         now: Date) async throws -> (forms: [GraphForm], windows: [String: LeadWindow]) {
+    /// The Page's forms and the first page of each form's window, in as few round trips as
+    /// Graph allows: one batch with the forms list and the first page of every form an
+    /// earlier run saw (all a run that finds nothing new needs), then one batch for the
+    /// first pages of forms new to LeadFlow. A call the batch did not answer well is made
+    /// again the ordinary way, which retries, halves or voids as its error says.
+    private func openingReads(_ record: ConnectionRecord, token: AccessToken, job: Job,
+                              now: Date) async throws -> (forms: [GraphForm], firstPages: [String: Data]) {
+        let known = try await windows(for: job, formIDs: try await leads.formIDs(connectionID: record.id), record: record, now: now)
+        var calls = [graph.formsCall(pageID: record.pageID)]
+        let batched = Array(known.forms.prefix(GraphClient.batchLimit - 1))
+        calls += batched.map { graph.leadsCall(formID: $0, window: known.windows[$0]!) }
+        var answers: [GraphClient.BatchAnswer?] = []
+        if calls.count > 1 {
+            do {
+                answers = try await graph.batch(calls, token: token, context: "forms and first pages of page \(record.pageID)")
+            } catch {
+                logger.info("batch refused; reading one call at a time", metadata: ["connection.id": "\(record.id)", "error": "\(error)"])
+            }
+        }
+        let ok = { (index: Int) -> Data? in
+            guard index < answers.count, let answer = answers[index], answer.status == 200 else { return nil }
+            return answer.body
+        }
+        let forms = try await graph.forms(pageID: record.pageID, token: token, first: ok(0))
+        var firstPages: [String: Data] = [:]
+        for (offset, formID) in batched.enumerated() { firstPages[formID] = ok(offset + 1) }
+        // Forms new to LeadFlow (or beyond the first batch): their first pages together.
+        let rest = try await windows(for: job, formIDs: forms.map(\.id).filter { firstPages[$0] == nil }, record: record, now: now)
+        for chunk in stride(from: 0, to: rest.forms.count, by: GraphClient.batchLimit) where rest.forms.count > 1 {
+            let formIDs = Array(rest.forms[chunk..<min(chunk + GraphClient.batchLimit, rest.forms.count)])
+            guard let pages = try? await graph.batch(formIDs.map { graph.leadsCall(formID: $0, window: rest.windows[$0]!) }, token: token,
+                                                     context: "first pages of page \(record.pageID)") else { break }
+            for (offset, formID) in formIDs.enumerated() where pages[offset]?.status == 200 { firstPages[formID] = pages[offset]?.body }
+        }
+        return (forms, firstPages)
+    }
+
+    /// The forms (of those given) a job reads, and each one's window.
+    private func windows(for job: Job, formIDs all: [String], record: ConnectionRecord,
+                         now: Date) async throws -> (forms: [String], windows: [String: LeadWindow]) {
         let overlap = TimeInterval(pipeline.window.overlapMinutes * 60)
         var forms = all
         var windows: [String: LeadWindow] = [:]
@@ -128,16 +169,15 @@ struct ConnectionPass {
         case .scheduled:
             let watermarks = try await leads.watermarks(connectionID: record.id)
             for form in forms {
-                windows[form.id] = LeadWindow(from: watermarks[form.id].map { $0.addingTimeInterval(-overlap) } ?? pipeline.window.start,
-                                              to: now)
+                windows[form] = LeadWindow(from: watermarks[form].map { $0.addingTimeInterval(-overlap) } ?? pipeline.window.start, to: now)
             }
         case .voidPeriod(let period):
             let done = try await leads.backfilledForms(voidPeriodID: period.id)
-            forms = forms.filter { !done.contains($0.id) }
+            forms = forms.filter { !done.contains($0) }
             let window = Self.backfillWindow(period, overlap: overlap, now: now)
-            for form in forms { windows[form.id] = window }
+            for form in forms { windows[form] = window }
         case .window(let window):
-            for form in forms { windows[form.id] = window }
+            for form in forms { windows[form] = window }
         }
         return (forms, windows)
     }

@@ -82,6 +82,13 @@ public struct LeadStore: LeadRepository {
         }
     }
 
+    public func formIDs(connectionID: Int64) async throws -> [String] {
+        try await session.run { db in
+            try db.query("SELECT form_id FROM forms WHERE connection_id = $1 ORDER BY form_id", [connectionID],
+                         label: "known forms").all.map { try $0.string(0)! }
+        }
+    }
+
     public func watermarks(connectionID: Int64) async throws -> [String: Date] {
         try await session.run { db in
             var marks: [String: Date] = [:]

@@ -101,8 +101,15 @@ import Testing
         #expect(try world.db.query("SELECT count(*) FROM leads WHERE answers ? 'Quel est votre budget annuel ?'")[0].int(0) == 1_500)
         #expect(try world.db.query("SELECT count(*) FROM forms WHERE status = 'ARCHIVED'")[0].int(0) == 1)
 
-        // A second run changes nothing.
+        // A second run changes nothing, and costs one round trip per connection: the token
+        // was verified within the hour, and the forms list and each known form's first page
+        // come in one batch request.
+        let before = world.fake.requestLog.count
         let second = try await world.stage.run(now: Self.now.addingTimeInterval(600))
+        let calls = world.fake.requestLog.dropFirst(before)
+        #expect(calls.filter { !$0.batched }.count == 3, "one HTTP request per connection: \(calls.filter { !$0.batched }.map(\.path))")
+        #expect(calls.filter { $0.path.hasSuffix("/leads") }.count == 12, "each form's first page, inside the batches")
+        #expect(!calls.contains { $0.path.hasSuffix("debug_token") }, "no preflight within the hour")
         #expect(second.connections.allSatisfy { $0.counts.inserted == 0 && $0.counts.updated == 0 })
         #expect(second.connections.reduce(0) { $0 + $1.counts.unchanged } > 0, "the overlap re-read some leads")
         #expect(try table(world.db) == loaded)
