@@ -100,7 +100,7 @@ public struct LeadTransformer: Sendable {
             let name = Text.withoutNUL(field.name)
             let given = field.values.map(Text.withoutNUL)
             let mapped = fieldKeys[name] ?? .answers
-            let first = given.lazy.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.first { !$0.isEmpty }
+            let first = given.lazy.map(Text.trimmed).first { !$0.isEmpty }
             switch mapped {
             case .ignore:
                 continue
@@ -155,17 +155,50 @@ public struct LeadTransformer: Sendable {
             answers: answers))
     }
 
-    /// Local part, one @, a dotted domain, no spaces: what the `leads.email` check accepts.
+    /// Local part, one @, a dotted domain, no spaces: what the `leads.email` check accepts
+    /// (`^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$`). Read by unicode scalars, once.
     static func isEmail(_ text: String) -> Bool {
-        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !text.contains(where: \.isWhitespace) else { return false }
-        let domain = parts[1].split(separator: ".", omittingEmptySubsequences: false)
-        return domain.count >= 2 && domain.allSatisfy { !$0.isEmpty }
+        var at: Int?
+        var lastDot: Int?
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if scalar.properties.isWhitespace { return false }
+            if scalar == "@" {
+                guard at == nil, count > 0 else { return false }
+                at = count
+            } else if scalar == ".", at != nil {
+                // Labels of the domain: none empty.
+                if count == (lastDot ?? at!) + 1 { return false }
+                lastDot = count
+            }
+            count += 1
+        }
+        guard let lastDot, count > lastDot + 1 else { return false }
+        return true
     }
 }
 
 /// Text as Postgres can hold it.
 public enum Text {
+    /// The text without whitespace or newlines at either end (Unicode's White_Space, as
+    /// Foundation's `.whitespacesAndNewlines`); unchanged, and not copied, when it has none.
+    /// Foundation's trimming went through NSString and cost more than the rest of a lead's
+    /// transform.
+    public static func trimmed(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.first, let last = scalars.last else { return text }
+        if !isSpace(first) && !isSpace(last) { return text }
+        var start = scalars.startIndex, end = scalars.endIndex
+        while start < end, isSpace(scalars[start]) { start = scalars.index(after: start) }
+        while end > start, isSpace(scalars[scalars.index(before: end)]) { end = scalars.index(before: end) }
+        return String(scalars[start..<end])
+    }
+
+    /// White_Space, and the zero-width space Foundation's set holds too (pasted often).
+    static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.isWhitespace || scalar == "\u{200B}"
+    }
+
     /// The text without U+0000, which no Postgres text or jsonb value can hold; unchanged
     /// (and not copied) when it has none.
     public static func withoutNUL(_ text: String) -> String {
@@ -188,7 +221,7 @@ public enum Countries {
     static let codes: Set<String> = Set(names.values).union(["LU", "GR", "CZ", "HU", "RO", "TR", "AE", "SA", "AR", "CL", "CO", "PE", "PH", "TH", "MY", "ID", "VN", "HK", "TW", "NG", "KE", "EG", "UA"])
 
     public static func alpha2(_ text: String) -> String? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = Text.trimmed(text)
         if trimmed.count == 2, codes.contains(trimmed.uppercased()) { return trimmed.uppercased() }
         return names[trimmed.lowercased()]
     }
@@ -205,7 +238,7 @@ public enum Phones {
     ]
 
     public static func normalise(_ text: String, country: String?) -> String? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = Text.trimmed(text)
         guard !trimmed.isEmpty else { return nil }
         let digits = trimmed.filter { $0.isASCII && $0.isNumber }
         guard digits.count >= 6 else { return nil }

@@ -80,8 +80,11 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
         func saw(_ created: Date?) {
             if let created, created < now { newest = max(newest ?? created, created) }
         }
+        var canonical: [UInt8] = []
         for lead in page.leads where !gone.contains(lead.id) {
-            let digest = Hex.lowercase(SHA256.hash(data: Data(lead.canonicalJSON.utf8)))
+            canonical.removeAll(keepingCapacity: true)
+            lead.appendCanonicalJSON(to: &canonical)
+            let digest = Hex.lowercase(SHA256.hash(data: canonical))
             saw(lead.createdAt)
             switch transformer.transform(lead, context: context) {
             case .lead(let ready):

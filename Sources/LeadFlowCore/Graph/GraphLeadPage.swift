@@ -381,17 +381,21 @@ private struct Parser {
     mutating func string() throws -> String {
         try expect(UInt8(ascii: "\""))
         let start = index
+        var ascii = true
         // Fast path: no escape before the closing quote.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                let run = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                // ASCII (most of a lead) is valid UTF-8 as it stands: no second look.
+                let text = ascii ? String(decoding: run, as: UTF8.self) : String(validating: run, as: UTF8.self)
                 guard let text else { throw error("a string that is not UTF-8") }
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw error("a control character inside a string") }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
