@@ -17,13 +17,14 @@ public struct TarArchiver: RawArchiver {
     }
 
     /// `archives/<instance>/<page>/run-<id>.tar.zst`; a backfill's `run-<id>-void-<period>`
-    /// or `run-<id>-backfill`. Relative to LEADFLOW_HOME, so the home can move.
+    /// or `run-<id>-backfill`; a reconciliation's re-read `run-<id>-reread-<depth>`. Relative to LEADFLOW_HOME, so the home can move.
     public func relativePath(for subject: ArchiveSubject) -> String {
         let pass: String
         switch subject.pass {
         case .scheduled: pass = ""
         case .voidPeriod(let id): pass = "-void-\(id)"
         case .window: pass = "-backfill"
+        case .reread(let depth): pass = "-reread-\(depth)"
         }
         return "\(folder)/\(subject.instance)/\(subject.pageID)/run-\(subject.runID)\(pass).\(compression.fileExtension)"
     }

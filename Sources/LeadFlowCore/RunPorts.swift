@@ -8,6 +8,10 @@ public struct LoadCounts: Sendable, Equatable {
     public var rejected = 0
     /// Leads of erased people, kept out.
     public var erased = 0
+    /// Leads loaded by re-reading deeper windows (Graph returned them late); in `inserted` too.
+    public var late = 0
+    /// Leads Facebook's form counters hold and the instance does not, after this run's reconciliation.
+    public var missing = 0
 
     public init() {}
 
@@ -18,6 +22,8 @@ public struct LoadCounts: Sendable, Equatable {
         sum.unchanged += b.unchanged
         sum.rejected += b.rejected
         sum.erased += b.erased
+        sum.late += b.late
+        sum.missing += b.missing
         return sum
     }
 }
@@ -54,6 +60,8 @@ public struct ArchiveSubject: Sendable, Equatable {
         case scheduled
         case voidPeriod(Int64)
         case window
+        /// A reconciliation's re-read of a deeper window (`ReconciliationPolicy`), by depth.
+        case reread(Int)
     }
     public let instance: String
     public let pageID: String
@@ -104,6 +112,11 @@ public protocol LeadRepository: Sendable {
     func formIDs(connectionID: Int64) async throws -> [String]
     /// The watermarks of a connection's forms, in one query.
     func watermarks(connectionID: Int64) async throws -> [String: Date]
+    /// What the last reconciliation of each of the instance's forms found.
+    func reconciliations(instance: String, formIDs: [String]) async throws -> [String: FormReconciliation]
+    /// Per form, the lead ids the instance has: loaded, rejected, or withheld (erased).
+    func heldCounts(instance: String, formIDs: [String]) async throws -> [String: Int]
+    func saveReconciliation(_ reconciliation: FormReconciliation, instance: String, connectionID: Int64) async throws
 
     /// The keyed hashes of the people erased from this instance (or from every instance):
     /// kept out of its archives and tables (`ErasureList`).
@@ -157,6 +170,9 @@ public struct WindowBatch: Sendable {
     public var rows: URL?
     public var rowCount: Int
     public var rejections: [SpooledRejection]
+    /// Ids of leads read but kept out because their person was erased: recorded, so the
+    /// form's counts still agree with Facebook's.
+    public var withheld: [String] = []
 
     public init(runID: Int64, connectionID: Int64, instance: String, formID: String, window: LeadWindow, archiveID: Int64,
                 commit: WindowCommit, claim: WorkClaim?, at: Date, rows: URL?, rowCount: Int, rejections: [SpooledRejection]) {

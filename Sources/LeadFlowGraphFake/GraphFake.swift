@@ -54,6 +54,8 @@ public final class GraphFake: @unchecked Sendable {
     private var log: [RequestRecord] = []
     private var faultMatches: [Int: Int] = [:]
     private var appliedExpiries: Set<Int> = []
+    /// Leads created but not indexed yet, with the instant Graph starts returning each.
+    private var unindexedByForm: [String: [(lead: GraphLead, indexedAt: Date)]] = [:]
     private let logFile: FileHandle?
 
     /// - Parameter requestLog: where to append the request log as JSONL (optional).
@@ -70,11 +72,14 @@ public final class GraphFake: @unchecked Sendable {
         for page in scenario.pages {
             for form in page.forms {
                 let leads = (form.leads ?? []) + (form.generate?.leads(formID: form.id) ?? [])
-                leadsByForm[form.id] = leads
+                let late = form.generate?.indexedAt(formID: form.id) ?? [:]
+                leadsByForm[form.id] = leads.filter { late[$0.id] == nil }
+                unindexedByForm[form.id] = leads.compactMap { lead in late[lead.id].map { (lead, $0) } }
                 reindex(form.id)
                 formPage[form.id] = page.id
             }
         }
+        applyDueIndexing()
         applyDueExpiries()
         server = try LoopbackHTTPServer { [unowned self] request in self.handle(request) }
     }
@@ -91,6 +96,7 @@ public final class GraphFake: @unchecked Sendable {
         set {
             lock.withLock {
                 clock = newValue
+                applyDueIndexing()
                 applyDueExpiries()
             }
         }
@@ -130,6 +136,24 @@ public final class GraphFake: @unchecked Sendable {
             leadsByForm[formID]![index] = lead
             leadMembers[lead.id] = nil
             reindex(formID)
+        }
+    }
+
+    /// Late leads whose indexing instant has come join their form's lists. Called with `lock` held.
+    private func applyDueIndexing() {
+        for (formID, pending) in unindexedByForm where pending.contains(where: { $0.indexedAt <= clock }) {
+            leadsByForm[formID] = (leadsByForm[formID] ?? []) + pending.filter { $0.indexedAt <= clock }.map(\.lead)
+            unindexedByForm[formID] = pending.filter { $0.indexedAt > clock }
+            reindex(formID)
+        }
+    }
+
+    /// Adds leads that Graph returns only from `indexedAt` on (a late index), though they
+    /// were created earlier; `leads_count` may count them before (`countsLeadsBeforeIndexing`).
+    public func addLeads(_ leads: [GraphLead], toForm formID: String, indexedAt: Date) {
+        lock.withLock {
+            unindexedByForm[formID, default: []] += leads.map { ($0, indexedAt) }
+            applyDueIndexing()
         }
     }
 
@@ -585,7 +609,10 @@ public final class GraphFake: @unchecked Sendable {
         case "status": return JSONText.quoted(form.status)
         case "locale": return JSONText.quoted(form.locale ?? "en_US")
         case "created_time": return JSONText.quoted(form.createdTime ?? "2026-01-01T00:00:00+0000")
-        case "leads_count": return String(visibleLeads(form.id).count + form.expiredLeadsCount)
+        case "leads_count":
+            let unindexed = scenario.countsLeadsBeforeIndexing
+                ? (unindexedByForm[form.id] ?? []).filter { ($0.lead.createdAt ?? .distantFuture) <= clock }.count : 0
+            return String(visibleLeads(form.id).count + form.expiredLeadsCount + unindexed)
         case "organic_leads_count": return String(visibleLeads(form.id).filter { $0.isOrganic == true }.count)
         case "expired_leads_count": return String(form.expiredLeadsCount)
         case "page_id": return JSONText.quoted(pageID)

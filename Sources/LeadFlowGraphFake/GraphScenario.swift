@@ -29,6 +29,10 @@ public struct GraphScenario: Codable, Sendable {
     /// The app's "Require App Secret" setting: calls with a user or Page token and no
     /// `appsecret_proof` are refused. A wrong proof is refused either way.
     public var requireAppSecretProof = true
+    /// Whether a form's `leads_count` counts leads Graph has not indexed yet (see
+    /// `LeadGenerator.lateEvery`). Issue 18 measured Facebook's counters knowing of leads the
+    /// leads edge returned hours later; Meta does not document either way, so both are playable.
+    public var countsLeadsBeforeIndexing = true
 
     /// A scenario Graph would not play (a Page token naming two Pages, say).
     public struct Invalid: Error, CustomStringConvertible {
@@ -87,6 +91,11 @@ public struct GraphScenario: Codable, Sendable {
         public var customQuestions: Bool = false
         /// The first lead id; later ids count up from it.
         public var firstID: Int64?
+        /// Every Nth lead (0: none) is indexed late: the leads edge returns it only
+        /// `lateBySeconds` after its `created_time` (issue 18: Graph returning a lead hours
+        /// after it was created, which a window from the newest lead seen never re-reads).
+        public var lateEvery: Int = 0
+        public var lateBySeconds: Int = 0
 
         public init(count: Int, start: String, spacingSeconds: Int = 60, organicEvery: Int = 5,
                     customQuestions: Bool = false, firstID: Int64? = nil) {
@@ -235,6 +244,16 @@ public struct GraphScenario: Codable, Sendable {
 
 extension GraphScenario.LeadGenerator {
     /// The leads, oldest first.
+    /// When Graph starts returning each late lead (by id): `lateBySeconds` after its `created_time`.
+    public func indexedAt(formID: String) -> [String: Date] {
+        guard lateEvery > 0, lateBySeconds > 0 else { return [:] }
+        var result: [String: Date] = [:]
+        for lead in leads(formID: formID).enumerated() where lead.offset % lateEvery == lateEvery - 1 {
+            if let created = lead.element.createdAt { result[lead.element.id] = created.addingTimeInterval(Double(lateBySeconds)) }
+        }
+        return result
+    }
+
     public func leads(formID: String) -> [GraphLead] {
         let start = UTCTime.parse(self.start) ?? Date(timeIntervalSince1970: 0)
         let first = firstID ?? (Int64(formID) ?? 1) * 1_000_000
@@ -290,6 +309,7 @@ extension GraphScenario {
         case maxLimit = "max_limit", shortPageEvery = "short_page_every", latencyMilliseconds = "latency_milliseconds"
         case nextURLHost = "next_url_host", callsPerMinuteQuota = "calls_per_minute_quota", quotaWindowSeconds = "quota_window_seconds", faults
         case leadExpiries = "lead_expiries", requireAppSecretProof = "require_appsecret_proof"
+        case countsLeadsBeforeIndexing = "counts_leads_before_indexing"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -309,6 +329,7 @@ extension GraphScenario {
         faults = try c.value(.faults, or: [])
         leadExpiries = try c.value(.leadExpiries, or: [])
         requireAppSecretProof = try c.value(.requireAppSecretProof, or: true)
+        countsLeadsBeforeIndexing = try c.value(.countsLeadsBeforeIndexing, or: true)
     }
 }
 
@@ -334,6 +355,7 @@ extension GraphScenario.LeadGenerator {
     enum CodingKeys: String, CodingKey {
         case count, start
         case spacingSeconds = "spacing_seconds", organicEvery = "organic_every", customQuestions = "custom_questions", firstID = "first_id"
+        case lateEvery = "late_every", lateBySeconds = "late_by_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -343,6 +365,8 @@ extension GraphScenario.LeadGenerator {
         organicEvery = try c.value(.organicEvery, or: organicEvery)
         customQuestions = try c.value(.customQuestions, or: false)
         firstID = try c.decodeIfPresent(Int64.self, forKey: .firstID)
+        lateEvery = try c.value(.lateEvery, or: 0)
+        lateBySeconds = try c.value(.lateBySeconds, or: 0)
     }
 }
 

@@ -44,13 +44,7 @@ struct ConnectionPass {
 
         let folder = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let contexts = Dictionary(allForms.map {
-            ($0.id, LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: $0.id, formName: $0.name))
-        }, uniquingKeysWith: { first, _ in first })
-        let spool = try LeadSpool(folder: folder, transformer: LeadTransformer(pipeline: pipeline), contexts: contexts,
-                                  erased: ErasureList(hashes: try await leads.erasureHashes(instance: record.instance),
-                                                      hash: { [sealer] in sealer.erasureHash($0) }),
-                                  now: now)
+        let spool = try await makeSpool(folder: folder, record: record, forms: allForms, now: now)
         progress("\(record.label): \(job): reading \(reading.count) form\(reading.count == 1 ? "" : "s")")
         let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
         let outcome = try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
@@ -71,55 +65,171 @@ struct ConnectionPass {
             try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
             state = .void(cause)
         }
-        let pages = spool.pages(of: Set(completed.keys))
-        let read = pages.reduce(0) { $0 + $1.leads }
-        var counts = LoadCounts()
-        // A pass that found nothing writes no archive and touches no lead; a backfill still
-        // records each committed window, so a killed one resumes after it.
-        if !completed.isEmpty, read > 0 || job.kind.isBackfill {
-            // Archive first: durable before any row that points at it commits.
-            progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
-            let froms = completed.keys.compactMap { windows[$0]?.from }
-            let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
-                                             windows: windows.filter { completed[$0.key] != nil }, pages: pages, now: now)
-            let archived = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
-                                                subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
-                                                                        pass: Self.archivePass(job)))
-            let archiveID = try await leads.saveArchive(archived, runID: runID, connectionID: record.id,
-                                                  windowFrom: froms.count == completed.count ? froms.min() : nil,
-                                                  windowTo: windows.values.map(\.to).max() ?? now, at: now)
-            timings.archive += lap()
-            progress("\(record.label): loading")
-            for formID in completed.keys.sorted() {
-                let rows = try spool.rows(of: formID)
-                let window = windows[formID] ?? LeadWindow(from: nil, to: now)
-                let commit: WindowCommit
-                switch job {
-                // The watermark is the newest lead the server gave (never the local clock),
-                // moved in the transaction that commits the window.
-                case .scheduled: commit = .watermark(rows?.newest)
-                case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: window)
-                case .window: commit = .leadsOnly
-                }
-                if case .watermark = commit, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.newest == nil) {
-                    continue // nothing read: no transaction
-                }
-                counts = counts + (try await leads.loadWindow(WindowBatch(
-                    runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
-                    archiveID: archiveID, commit: commit, claim: claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
-                    rejections: rows?.rejections ?? [])))
-            }
-            counts.erased = spool.erasedCount
-            timings.load += lap()
+        let (counts, pages) = try await archiveAndLoad(spool, forms: Set(completed.keys), windows: windows, record: record, job: job,
+                                                       runID: runID, claim: claim, now: now, timings: &timings, progress: progress)
+        var total = counts
+        if case .scheduled = job, !completed.isEmpty, !state.isVoid {
+            total = total + (try await reconcile(record, token: token, forms: allForms.filter { completed[$0.id] != nil }, windows: windows,
+                                                 runID: runID, claim: claim, now: now, timings: &timings, progress: progress))
         }
         if case .voidPeriod(let period) = job, state == .loaded {
             // Every form's window is in (now or by an earlier, killed backfill).
             try await leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
         }
         logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)", "run.job": "\(job)",
-                                                    "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
-                                                    "leads.rejected": "\(counts.rejected)"])
-        return summary(state, counts, pages: pages.count)
+                                                    "leads.inserted": "\(total.inserted)", "leads.updated": "\(total.updated)",
+                                                    "leads.rejected": "\(total.rejected)", "leads.late": "\(total.late)",
+                                                    "leads.missing": "\(total.missing)"])
+        return summary(state, total, pages: pages)
+    }
+
+    /// A spool for the connection's forms, keeping its erased people out.
+    private func makeSpool(folder: URL, record: ConnectionRecord, forms: [GraphForm], now: Date) async throws -> LeadSpool {
+        let contexts = Dictionary(forms.map {
+            ($0.id, LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: $0.id, formName: $0.name))
+        }, uniquingKeysWith: { first, _ in first })
+        return try LeadSpool(folder: folder, transformer: LeadTransformer(pipeline: pipeline), contexts: contexts,
+                             erased: ErasureList(hashes: try await leads.erasureHashes(instance: record.instance),
+                                                 hash: { [sealer] in sealer.erasureHash($0) }),
+                             now: now)
+    }
+
+    /// Archives the spooled pages of these forms, then loads each form's rows in a
+    /// transaction of its own. A pass that found nothing writes no archive and touches no
+    /// lead; a backfill still records each committed window, so a killed one resumes after it.
+    private func archiveAndLoad(_ spool: LeadSpool, forms: Set<String>, windows: [String: LeadWindow], record: ConnectionRecord, job: Job,
+                                reread: Int? = nil, runID: Int64, claim: WorkClaim?, now: Date, timings: inout RunStage.Timings,
+                                progress: (String) -> Void) async throws -> (LoadCounts, pages: Int) {
+        var clock = ContinuousClock.now
+        func lap() -> Double {
+            let elapsed = (ContinuousClock.now - clock).timeInterval
+            clock = ContinuousClock.now
+            return elapsed
+        }
+        let pages = spool.pages(of: forms)
+        let read = pages.reduce(0) { $0 + $1.leads }
+        var counts = LoadCounts()
+        guard !forms.isEmpty, read > 0 || job.kind.isBackfill else { return (counts, 0) }
+        // Archive first: durable before any row that points at it commits.
+        progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
+        let froms = forms.compactMap { windows[$0]?.from }
+        let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
+                                         windows: windows.filter { forms.contains($0.key) }, pages: pages, now: now)
+        let archived = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
+                                                  subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
+                                                                          pass: reread.map { .reread($0) } ?? Self.archivePass(job)))
+        let archiveID = try await leads.saveArchive(archived, runID: runID, connectionID: record.id,
+                                                    windowFrom: froms.count == forms.count ? froms.min() : nil,
+                                                    windowTo: windows.filter { forms.contains($0.key) }.values.map(\.to).max() ?? now, at: now)
+        timings.archive += lap()
+        progress("\(record.label): loading")
+        for formID in forms.sorted() {
+            let rows = try spool.rows(of: formID)
+            let window = windows[formID] ?? LeadWindow(from: nil, to: now)
+            let commit: WindowCommit
+            switch job {
+            // The watermark is the newest lead the server gave (never the local clock),
+            // moved in the transaction that commits the window. A re-read leaves it alone.
+            case .scheduled: commit = reread == nil ? .watermark(rows?.newest) : .leadsOnly
+            case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: window)
+            case .window: commit = .leadsOnly
+            }
+            if !job.kind.isBackfill, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.withheld.isEmpty && rows!.newest == nil) {
+                continue // nothing read: no transaction
+            }
+            var batch = WindowBatch(runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
+                                    archiveID: archiveID, commit: commit, claim: claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
+                                    rejections: rows?.rejections ?? [])
+            batch.withheld = rows?.withheld ?? []
+            counts = counts + (try await leads.loadWindow(batch))
+        }
+        counts.erased = spool.erasedCount
+        timings.load += lap()
+        return (counts, pages.count)
+    }
+
+    /// Facebook's counters of the forms read to their end against what the instance holds
+    /// (`FormTally`); where leads are missing and no void period explains them, deeper
+    /// windows are read again (`ReconciliationPolicy`: newest first, paced) until the counts
+    /// agree. What stays missing is recorded for `status`, the gap report and the metrics.
+    private func reconcile(_ record: ConnectionRecord, token: AccessToken, forms: [GraphForm], windows: [String: LeadWindow],
+                           runID: Int64, claim: WorkClaim?, now: Date, timings: inout RunStage.Timings,
+                           progress: (String) -> Void) async throws -> LoadCounts {
+        // With a configured start, Facebook's counts include leads the pipeline never reads.
+        guard pipeline.window.start == nil else { return LoadCounts() }
+        let policy = ReconciliationPolicy()
+        let facebook = Dictionary(forms.compactMap { form in
+            form.leadsCount.map { (form.id, max(0, $0 - max(0, form.expiredLeadsCount ?? 0))) }
+        }, uniquingKeysWith: { first, _ in first })
+        guard !facebook.isEmpty else { return LoadCounts() }
+        let last = try await leads.reconciliations(instance: record.instance, formIDs: facebook.keys.sorted())
+        // A form whose count has not moved since a check that missed nothing is not counted again.
+        let moved = facebook.keys.filter { id in !(last[id].map { $0.facebook == facebook[id]! && $0.missing == 0 } ?? false) }.sorted()
+        var counts = LoadCounts()
+        guard !moved.isEmpty else { return counts }
+        let held = try await leads.heldCounts(instance: record.instance, formIDs: moved)
+        var tallies = Dictionary(uniqueKeysWithValues: moved.map { ($0, FormTally(formID: $0, facebook: facebook[$0]!, held: held[$0] ?? 0)) })
+        var saved = Dictionary(uniqueKeysWithValues: moved.map {
+            ($0, last[$0] ?? FormReconciliation(formID: $0, checkedAt: now, facebook: 0, held: 0))
+        })
+
+        var slices: [String: [LeadWindow]] = [:]
+        for formID in moved where policy.isDue(tallies[formID]!, last: last[formID], now: now) {
+            guard let from = windows[formID]?.from else { continue } // the whole history was just read
+            slices[formID] = policy.slices(scheduledFrom: from, now: now, floor: nil, last: last[formID])
+        }
+        // A void period not yet backfilled explains a shortfall: its backfill reads it.
+        if !slices.isEmpty, try await !leads.voidPeriodsAwaitingBackfill(connectionID: record.id).isEmpty { slices = [:] }
+        if !slices.isEmpty {
+            progress("\(record.label): \(slices.count) form\(slices.count == 1 ? "" : "s") short of Facebook's count; reading deeper")
+            logger.info("reconciling", metadata: ["connection.id": "\(record.id)", "forms": "\(slices.keys.sorted())",
+                                                  "leads.missing": "\(slices.keys.reduce(0) { $0 + tallies[$1]!.missing })"])
+        }
+        let byID = Dictionary(forms.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var depth = 0
+        while true {
+            let reading = slices.filter { depth < $0.value.count && tallies[$0.key]!.missing > 0 }.mapValues { $0[depth] }
+            if reading.isEmpty { break }
+            let folder = spoolRoot.appendingPathComponent("run-\(runID)/connection-\(record.id)-reread-\(depth)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let spool = try await makeSpool(folder: folder, record: record, forms: forms, now: now)
+            let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
+            let started = ContinuousClock.now
+            let outcome = try await extractor.extract(forms: reading.keys.sorted().map { byID[$0]! }, token: token,
+                                                      window: { reading[$0.id]! }, sink: spool)
+            timings.extract += (ContinuousClock.now - started).timeInterval
+            let read: [String: LeadStreamSummary]
+            switch outcome {
+            case .completed(_, let summaries), .partial(_, let summaries, _): read = summaries
+            case .void(let cause, let detail, _, _, let summaries):
+                read = summaries
+                try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
+            }
+            let (loaded, _) = try await archiveAndLoad(spool, forms: Set(read.keys), windows: reading, record: record, job: .scheduled,
+                                                       reread: depth, runID: runID, claim: claim, now: now, timings: &timings, progress: progress)
+            counts = counts + loaded
+            counts.late += loaded.inserted
+            let recount = try await leads.heldCounts(instance: record.instance, formIDs: read.keys.sorted())
+            for (formID, count) in recount { tallies[formID] = FormTally(formID: formID, facebook: facebook[formID]!, held: count) }
+            for formID in reading.keys {
+                saved[formID]!.rereadAt = now
+                if policy.reachesDeepest(Array(slices[formID]!.prefix(depth + 1)), now: now, floor: nil) { saved[formID]!.deepestRereadAt = now }
+            }
+            if case .void = outcome { break }
+            depth += 1
+        }
+        for formID in moved {
+            var reconciliation = saved[formID]!
+            reconciliation.checkedAt = now
+            reconciliation.facebook = tallies[formID]!.facebook
+            reconciliation.held = tallies[formID]!.held
+            try await leads.saveReconciliation(reconciliation, instance: record.instance, connectionID: record.id)
+        }
+        counts.missing = tallies.values.reduce(0) { $0 + $1.missing }
+        if counts.missing > 0 {
+            logger.warning("leads missing", metadata: ["connection.id": "\(record.id)", "leads.missing": "\(counts.missing)"])
+        }
+        return counts
     }
 
     /// The Page's forms and the first page of each form's window, in as few round trips as

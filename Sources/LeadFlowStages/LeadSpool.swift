@@ -30,6 +30,8 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
         /// The newest `created_time` Graph gave before the run's instant: the watermark.
         var newest: Date?
         var erased = 0
+        /// Ids of the erased people's leads left out (recorded as withheld).
+        var withheld: [String] = []
     }
 
     let folder: URL
@@ -108,6 +110,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             state.rows += written
             state.rejections += rejections
             state.erased += gone.count
+            state.withheld += gone
             if let newest { state.newest = max(state.newest ?? newest, newest) }
             forms[page.formID] = state
             if !rows.isEmpty { try handles[page.formID]!.write(contentsOf: rows) }

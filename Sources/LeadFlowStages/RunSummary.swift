@@ -61,6 +61,8 @@ extension RunStage {
             /// Nothing to do here: another run (another worker) is processing it, or a
             /// backfill found no void period awaiting one. Not a failure.
             case idle(String)
+
+            public var isVoid: Bool { if case .void = self { return true } else { return false } }
         }
         public let label: String
         public let job: PassKind
@@ -130,6 +132,7 @@ extension RunStage {
     }
 
     static func counters(_ counts: LoadCounts) -> [String: Int] {
-        ["inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged, "rejected": counts.rejected, "erased": counts.erased]
+        ["inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged, "rejected": counts.rejected, "erased": counts.erased,
+         "late": counts.late, "missing": counts.missing]
     }
 }

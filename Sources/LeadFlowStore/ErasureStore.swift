@@ -96,10 +96,18 @@ public struct ErasureStore: ErasureRepository {
             try db.transaction { db in
                 let array = Array(ids)
                 let leads = try db.query("""
-                    WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1) SELECT count(*) FROM d
+                    WITH d AS (DELETE FROM leads WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2)
+                               RETURNING instance, form_id, lead_id),
+                         w AS (INSERT INTO withheld_leads (instance, form_id, lead_id, reason, withheld_at)
+                               SELECT instance, form_id, lead_id, 'erased', now() FROM d ON CONFLICT (instance, lead_id) DO NOTHING)
+                    SELECT count(*) FROM d
                     """, [array, instance], label: "delete leads")[0].int(0) ?? 0
                 let rejections = try db.query("""
-                    WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2) RETURNING 1)
+                    WITH d AS (DELETE FROM lead_rejections WHERE lead_id = ANY($1) AND ($2::text IS NULL OR instance = $2)
+                               RETURNING instance, form_id, lead_id),
+                         w AS (INSERT INTO withheld_leads (instance, form_id, lead_id, reason, withheld_at)
+                               SELECT DISTINCT instance, form_id, lead_id, 'erased', now() FROM d WHERE lead_id IS NOT NULL
+                               ON CONFLICT (instance, lead_id) DO NOTHING)
                     SELECT count(*) FROM d
                     """, [array, instance], label: "delete rejections")[0].int(0) ?? 0
                 try db.query("""

@@ -46,12 +46,14 @@ public struct GapStore {
                                       WHERE s.connection_id = f.connection_id AND s.form_id = f.form_id
                                       ORDER BY s.taken_at DESC, s.run_id DESC LIMIT 1) s ON true
                         WHERE f.connection_id = $1),
-                       (SELECT max(taken_at) FROM form_snapshots WHERE connection_id = $1)
+                       (SELECT max(taken_at) FROM form_snapshots WHERE connection_id = $1),
+                       (SELECT sum(missing) FROM form_reconciliations WHERE connection_id = $1)
                 """, [id], label: "gap totals")[0]
             facts.leadsLoaded = try totals.int(0) ?? 0
             facts.leadsRejectedOnly = try totals.int(1) ?? 0
             facts.facebookReturnable = try totals.int(2)
             facts.lastHealthyRunAt = try totals.date(3)
+            facts.late = try totals.int(4) ?? 0
             for reason in try db.query("""
                 SELECT reason, count(DISTINCT coalesce(lead_id, raw_sha256)) FROM lead_rejections, unnest(reasons) AS reason
                 WHERE connection_id = $1 GROUP BY reason

@@ -100,6 +100,57 @@ public struct LeadStore: LeadRepository {
         }
     }
 
+    public func reconciliations(instance: String, formIDs: [String]) async throws -> [String: FormReconciliation] {
+        guard !formIDs.isEmpty else { return [:] }
+        return try await session.run { db in
+            var found: [String: FormReconciliation] = [:]
+            for row in try db.query("""
+                SELECT form_id, checked_at, facebook_count, held, reread_at, deepest_reread_at FROM form_reconciliations
+                WHERE instance = $1 AND form_id = ANY($2)
+                """, [instance, formIDs], label: "read reconciliations").all {
+                let formID = try row.string(0)!
+                found[formID] = FormReconciliation(formID: formID, checkedAt: try row.date(1)!, facebook: try row.int(2)!, held: try row.int(3)!,
+                                                   rereadAt: try row.date(4), deepestRereadAt: try row.date(5))
+            }
+            return found
+        }
+    }
+
+    public func heldCounts(instance: String, formIDs: [String]) async throws -> [String: Int] {
+        guard !formIDs.isEmpty else { return [:] }
+        return try await session.run { db in
+            var held: [String: Int] = [:]
+            for row in try db.query("""
+                SELECT f.id,
+                       (SELECT count(*) FROM leads l WHERE l.instance = $1 AND l.form_id = f.id)
+                     + (SELECT count(DISTINCT r.lead_id) FROM lead_rejections r
+                        WHERE r.instance = $1 AND r.form_id = f.id AND r.lead_id IS NOT NULL
+                          AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.instance = $1 AND l.lead_id = r.lead_id))
+                     + (SELECT count(*) FROM withheld_leads w
+                        WHERE w.instance = $1 AND w.form_id = f.id
+                          AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.instance = $1 AND l.lead_id = w.lead_id)
+                          AND NOT EXISTS (SELECT 1 FROM lead_rejections r WHERE r.instance = $1 AND r.lead_id = w.lead_id))
+                FROM unnest($2::text[]) AS f(id)
+                """, [instance, formIDs], label: "count held leads").all {
+                held[try row.string(0)!] = try row.int(1) ?? 0
+            }
+            return held
+        }
+    }
+
+    public func saveReconciliation(_ reconciliation: FormReconciliation, instance: String, connectionID: Int64) async throws {
+        try await session.run { db in
+            _ = try db.query("""
+                INSERT INTO form_reconciliations (instance, form_id, connection_id, checked_at, facebook_count, held, reread_at, deepest_reread_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (instance, form_id) DO UPDATE SET connection_id = EXCLUDED.connection_id, checked_at = EXCLUDED.checked_at,
+                    facebook_count = EXCLUDED.facebook_count, held = EXCLUDED.held, reread_at = EXCLUDED.reread_at,
+                    deepest_reread_at = EXCLUDED.deepest_reread_at
+                """, [instance, reconciliation.formID, connectionID, reconciliation.checkedAt, reconciliation.facebook, reconciliation.held,
+                      reconciliation.rereadAt, reconciliation.deepestRereadAt], label: "save reconciliation")
+        }
+    }
+
     public func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) async throws {
         try await session.run { db in
             try db.transaction { db in
@@ -217,6 +268,13 @@ public struct LeadStore: LeadRepository {
             }
         }
         counts.rejected = batch.rejections.count
+        if !batch.withheld.isEmpty {
+            try db.query("""
+                INSERT INTO withheld_leads (instance, form_id, lead_id, reason, withheld_at)
+                SELECT $1, $2, id, 'erased', $4 FROM unnest($3::text[]) AS id WHERE id ~ '^[0-9]+$'
+                ON CONFLICT (instance, lead_id) DO NOTHING
+                """, [batch.instance, batch.formID, batch.withheld, batch.at], label: "record withheld leads")
+        }
         switch batch.commit {
         case .watermark(let newest):
             guard let newest else { break }

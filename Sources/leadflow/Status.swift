@@ -38,6 +38,9 @@ extension LeadFlow {
             let void_since: String?
             let leads_loaded: Int
             let last_loaded_at: String?
+            /// Leads Facebook's form counters hold that this connection's instance does not
+            /// (late ones not returned yet, or never): the last reconciliation's finding.
+            let leads_missing: Int
         }
 
         func run() async throws {
@@ -62,6 +65,7 @@ extension LeadFlow {
         /// Every connection's state at `now` under `policy`.
         static func rows(_ database: PostgresSession, policy: TokenPolicy, now: Date) async throws -> [Row] {
             let loaded = try await database.run { try leadCounts($0) }
+            let missing = try await database.run { try missingCounts($0) }
             return try await ConnectionStore(database).all().map { record in
                 let evaluation = record.evaluate(policy, now: now)
                 let status: String
@@ -85,18 +89,20 @@ extension LeadFlow {
                            void_cause: record.openVoidPeriod?.cause.rawValue,
                            void_since: record.openVoidPeriod.map { UTCTime.iso8601($0.startedAt) },
                            leads_loaded: loaded[record.id]?.count ?? 0,
-                           last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601))
+                           last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601),
+                           leads_missing: missing[record.id] ?? 0)
             }
         }
 
         static func table(_ rows: [Row]) -> String {
             TextTable.render(
-                ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads"],
+                ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads", "missing"],
                 // Names for people, ids beside them for the Graph API Explorer and support.
                 rows.map { [$0.instance, named($0.page_name, $0.page_id), $0.label, named($0.authenticator_name, $0.authenticator_user_id),
                             String($0.age_days),
                             String($0.days_until_reminder), String($0.days_until_expiry),
-                            $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded)] })
+                            $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded),
+                            String($0.leads_missing)] })
         }
 
         /// `Acme Analytics (1001)`, or the id alone when Facebook gave no name.
@@ -107,6 +113,16 @@ extension LeadFlow {
         struct LoadedLeads: Sendable {
             let count: Int
             let last: Date?
+        }
+
+        /// Per connection, the leads its forms' last reconciliation found missing.
+        static func missingCounts(_ db: PostgresConnection) throws -> [Int64: Int] {
+            var counts: [Int64: Int] = [:]
+            for row in try db.query("SELECT connection_id, sum(missing) FROM form_reconciliations GROUP BY connection_id",
+                                    label: "missing leads").all {
+                counts[Int64(try row.int(0)!)] = try row.int(1) ?? 0
+            }
+            return counts
         }
 
         /// Leads loaded per connection, and the last load.

@@ -37,6 +37,8 @@ public struct GapReport: Sendable, Equatable {
         public let reminder: String
         public let lastHealthyRunAt: Date?
         public let leadsLoaded: Int
+        /// Counted by Facebook outside any void period, not returned by Graph yet (`GapFacts.late`).
+        public var late = 0
         /// What Facebook's form counters say it still returns beyond what Integrate holds
         /// (loaded or rejected), at the last healthy run; nil before any.
         public let missing: Int?
@@ -204,6 +206,9 @@ public struct GapFacts: Sendable, Equatable {
     public var leadsRejectedOnly = 0
     /// Σ over forms of the last snapshot's `leads_count − expired_leads_count`; nil before any snapshot.
     public var facebookReturnable: Int?
+    /// Leads Facebook's counters hold that no void period explains and Graph has not
+    /// returned (the last reconciliation's finding: indexed late, or never).
+    public var late = 0
     public var rejected: [String: Int] = [:]
     public var lastHealthyRunAt: Date?
     /// Leads loaded per day, keyed by the day's local midnight in the report's zone.
@@ -310,6 +315,7 @@ extension GapReport {
             recoverBy: unrecovered.map { $0.startedAt.addingTimeInterval(leadRetention) }.min(), attention: nil,
             periods: periods, rejected: facts.rejected, cycleStarts: facts.cycleStarts,
             days: dailySeries(facts, periods: periods, now: now, dates: dates))
+        connection.late = facts.late
         connection.attention = attention(connection, facts: facts, evaluation: evaluation, now: now, dates: dates)
         return connection
     }

@@ -98,6 +98,7 @@ extension GapReport {
         return "last healthy run \(c.lastHealthyRunAt.map(dates.dayAndTime) ?? "never"); \(c.leadsLoaded) leads loaded; "
             + "\(c.waiting.map { (estimate ? "~" : "") + String($0) } ?? "unknown") waiting in Facebook; "
             + "rejected: \(Self.rejectedCell(c.rejected))"
+            + (c.late > 0 ? "; \(c.late) late (counted by Facebook, not returned by Graph yet; re-read hourly)" : "")
     }
 
     // MARK: - table
@@ -196,7 +197,7 @@ extension GapReport {
                     "status": c.status,
                     "authenticated_at": UTCTime.iso8601(c.authenticatedAt), "days_since_authentication": c.daysSinceAuthentication,
                     "reminder": c.reminder, "reminder_at": UTCTime.iso8601(c.reminderAt), "expires_at": UTCTime.iso8601(c.expiresAt),
-                    "last_healthy_run_at": date(c.lastHealthyRunAt), "leads_loaded": c.leadsLoaded,
+                    "last_healthy_run_at": date(c.lastHealthyRunAt), "leads_loaded": c.leadsLoaded, "late": c.late,
                     "missing": orNull(c.missing), "waiting": orNull(c.waiting), "recover_by": date(c.recoverBy),
                     "attention": c.attention.map { a -> Any in
                         ["kind": a.kind.rawValue, "act_by": date(a.actBy), "sentence": a.sentence] as [String: Any]
