@@ -183,10 +183,15 @@ public protocol ConnectionRepository: Sendable {
     func connection(label: String) async throws -> ConnectionRecord?
     func connection(instance: String, pageID: String) async throws -> ConnectionRecord?
     func saveAuthentication(_ auth: Authentication, now: Date) async throws -> AuthenticationSaved
+    /// Opens a void period, deciding under the connection's row lock, in the transaction that
+    /// writes it: when `cycle` (the authentication the caller's verdict was about) is no
+    /// longer the connection's, a reauthentication came in meanwhile and nothing is voided.
     @discardableResult
-    func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> Bool
-    /// A successful check, with what Facebook now says of the Page token's end and data access.
-    func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) async throws
+    func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date,
+                        cycle: Date?) async throws -> VoidOpening
+    /// A successful check of the token of authentication `cycle`, with what Facebook now says
+    /// of the Page token's end and data access; nothing when the connection was reauthenticated since.
+    func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date, cycle: Date) async throws
     @discardableResult
     func writeReminder(connectionID: Int64, kind: String, cycleStartedAt: Date, dueAt: Date, expiresAt: Date, now: Date) async throws -> Bool
     func reminders() async throws -> [Reminder]
@@ -208,5 +213,25 @@ extension ConnectionRecord {
     public func evaluate(_ policy: TokenPolicy, now: Date) -> TokenPolicy.Evaluation {
         policy.evaluate(authenticatedAt: authenticatedAt, facebookExpiresAt: facebookExpiresAt,
                         facebookDataAccessExpiresAt: facebookDataAccessExpiresAt, now: now)
+    }
+}
+
+/// What asking to open a void period did.
+public enum VoidOpening: Sendable, Equatable {
+    case opened
+    /// A void period was already open.
+    case alreadyOpen
+    /// The connection was reauthenticated after the verdict's authentication: the verdict
+    /// was about a token it no longer uses, and nothing was voided.
+    case reauthenticated
+
+    public var opened: Bool { self == .opened }
+}
+
+extension ConnectionRepository {
+    /// Without a cycle to check (tools and tests that void a connection outright).
+    @discardableResult
+    public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> VoidOpening {
+        try await openVoidPeriod(connectionID: connectionID, cause: cause, detail: detail, since: since, now: now, cycle: nil)
     }
 }

@@ -27,6 +27,11 @@ public struct Pipeline: Sendable, Equatable {
         public var connectionsAtOnce = 4
         /// A claim not renewed for this long is taken over by another worker.
         public var leaseSeconds = 120
+        /// A connection's pass is stopped after this long (its connection skipped, exit 1):
+        /// a hung pass never holds a connection, or the scheduler's next run, for ever.
+        public var passTimeLimitMinutes = 60
+        /// Any one SQL statement of a run is cancelled by Postgres after this long.
+        public var statementTimeoutSeconds = 600
     }
 
     public struct Archive: Sendable, Equatable {

@@ -98,9 +98,13 @@ public protocol LeadRepository: Sendable {
     func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
     func abandonRun(_ runID: Int64, at: Date) async throws
-    /// Takes the connection for this process (a second run at once gets false and skips it).
-    func tryLockConnection(_ connectionID: Int64) async throws -> Bool
-    func unlockConnection(_ connectionID: Int64) async throws
+    /// Takes the connection for `holder` for a lease (nil: another holder's lease runs).
+    /// A lease not renewed in time is taken over, its fence raised.
+    func acquireConnection(_ connectionID: Int64, holder: String, lease: Duration) async throws -> ConnectionLease?
+    /// Extends the lease; false when another holder took it over.
+    func renewConnection(_ lease: ConnectionLease) async throws -> Bool
+    /// Ends the lease at once (the fence stays, for the next holder to raise).
+    func releaseConnection(_ lease: ConnectionLease) async throws
     func saveForms(_ forms: [GraphForm], connectionID: Int64, runID: Int64, at: Date) async throws
     func saveArchive(_ archive: ArchivedRun, runID: Int64, connectionID: Int64, windowFrom: Date?, windowTo: Date, at: Date) async throws -> Int64
     /// One transaction: the window's ready rows (new ones copied straight in, ones the table
@@ -173,6 +177,8 @@ public struct WindowBatch: Sendable {
     /// Ids of leads read but kept out because their person was erased: recorded, so the
     /// form's counts still agree with Facebook's.
     public var withheld: [String] = []
+    /// The connection's lease the pass holds: the commit checks its fence (`LeaseLost`).
+    public var lease: ConnectionLease?
 
     public init(runID: Int64, connectionID: Int64, instance: String, formID: String, window: LeadWindow, archiveID: Int64,
                 commit: WindowCommit, claim: WorkClaim?, at: Date, rows: URL?, rowCount: Int, rejections: [SpooledRejection]) {

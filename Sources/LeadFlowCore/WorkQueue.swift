@@ -2,7 +2,7 @@ import Foundation
 
 /// Who a worker is and how it holds its claims (`leadflow run --worker-id --lease`).
 public struct WorkerSettings: Sendable, Equatable {
-    /// Unique among the workers sharing one Postgres (default: host and process id).
+    /// Unique among the workers sharing one Postgres (default: `ProcessIdentity.workerID`).
     public var workerID: String
     /// A claim not renewed for this long is taken over by another worker.
     public var lease: Duration
@@ -11,23 +11,26 @@ public struct WorkerSettings: Sendable, Equatable {
     /// How often a worker with nothing left to claim looks again while others still hold
     /// connections of the round (a dead worker's come free when its lease ends).
     public var pollInterval: Duration
-    /// This process, so workers on the same host can tell a dead one without waiting for its lease.
+    /// The processes this one can see (`ProcessIdentity.processSpace`: host, boot id, pid
+    /// namespace), so workers among them tell a dead one without waiting for its lease.
     public var host: String
     public var processID: Int32
+    /// A pass with no progress for this long stops renewing its leases: another worker
+    /// takes the connection over, and this one can no longer commit to it.
+    public var stalledAfter: Duration
 
     public init(workerID: String, lease: Duration = .seconds(120), connectionsAtOnce: Int = 4, pollInterval: Duration = .milliseconds(250),
-                host: String = ProcessInfo.processInfo.hostName, processID: Int32 = getpid()) {
+                host: String = ProcessIdentity.current.processSpace, processID: Int32 = getpid(), stalledAfter: Duration? = nil) {
         self.workerID = workerID
         self.host = host
         self.processID = processID
         self.lease = lease
         self.connectionsAtOnce = connectionsAtOnce
         self.pollInterval = pollInterval
+        self.stalledAfter = stalledAfter ?? lease * 3
     }
 
-    public static func defaultWorkerID(host: String = ProcessInfo.processInfo.hostName, processID: Int32 = getpid()) -> String {
-        "\(host):\(processID)"
-    }
+    public static func defaultWorkerID() -> String { ProcessIdentity.current.workerID }
 }
 
 /// One pass over every connection, shared by the workers that join it.

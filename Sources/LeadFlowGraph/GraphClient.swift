@@ -200,6 +200,7 @@ public final class GraphClient: Sendable {
             let response: HTTPResponse
             do {
                 response = try await transport.send(request)
+                PassLiveness.tick() // an answer from Graph: the pass is alive
             } catch let error as any LeadFlowError where error.disposition == .retry {
                 // A timeout, a refused or truncated transfer.
                 try await backOff(after: &failures, failure: error, context: context)

@@ -104,6 +104,11 @@ public final class GraphFake: @unchecked Sendable {
 
     public var requestLog: [RequestRecord] { lock.withLock { log } }
 
+    /// The latency added to every answer from now on (as `POST /__fake/latency` sets it).
+    public func setLatency(milliseconds: Int) {
+        lock.withLock { scenario.latencyMilliseconds = milliseconds }
+    }
+
     /// Every lead of the form that Facebook would return now, newest first.
     public func leads(ofForm formID: String) -> [GraphLead] {
         lock.withLock { visibleLeads(formID) }
@@ -314,6 +319,7 @@ public final class GraphFake: @unchecked Sendable {
         case ("POST", "/__fake/now"):
             guard let date = UTCTime.parse(text) else { return .init(status: 400, body: Data("expected an ISO 8601 instant".utf8)) }
             clock = date
+            applyDueIndexing()
             applyDueExpiries()
             return .json(#"{"now":"\#(UTCTime.iso8601(date))"}"#)
         case ("POST", "/__fake/latency"):

@@ -138,11 +138,18 @@ private struct Reader {
             if let value = graph["timeout_seconds"] { pipeline.graph.timeoutSeconds = try int(value, "graph.timeout_seconds", in: 1...600) }
         }
         if let node = top["workers"] {
-            let workers = try mapping(node, "workers", allowed: ["connections_at_once", "lease_seconds"])
+            let workers = try mapping(node, "workers", allowed: ["connections_at_once", "lease_seconds", "pass_time_limit_minutes",
+                                                                 "statement_timeout_seconds"])
             if let value = workers["connections_at_once"] {
                 pipeline.workers.connectionsAtOnce = try int(value, "workers.connections_at_once", in: 1...64)
             }
             if let value = workers["lease_seconds"] { pipeline.workers.leaseSeconds = try int(value, "workers.lease_seconds", in: 5...86_400) }
+            if let value = workers["pass_time_limit_minutes"] {
+                pipeline.workers.passTimeLimitMinutes = try int(value, "workers.pass_time_limit_minutes", in: 1...10_080)
+            }
+            if let value = workers["statement_timeout_seconds"] {
+                pipeline.workers.statementTimeoutSeconds = try int(value, "workers.statement_timeout_seconds", in: 1...86_400)
+            }
         }
         if let node = top["window"] {
             let window = try mapping(node, "window", allowed: ["overlap_minutes", "start"])

@@ -16,7 +16,7 @@ struct ConnectionPass {
     let spoolRoot: URL
     let logger: Logger
 
-    func run(_ record: ConnectionRecord, token: AccessToken, job: Job, runID: Int64, claim: WorkClaim?, now: Date,
+    func run(_ record: ConnectionRecord, token: AccessToken, job: Job, runID: Int64, fences: PassFences, now: Date,
              timings: inout RunStage.Timings, progress: (String) -> Void) async throws -> RunStage.ConnectionSummary {
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -32,9 +32,7 @@ struct ConnectionPass {
         do {
             (allForms, firstPages) = try await openingReads(record, token: token, job: job, now: now)
         } catch let error as GraphError where error.voidCause != nil {
-            try await connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
-                                                 since: now, now: now)
-            return summary(.void(error.voidCause!))
+            return summary(try await void(record, cause: error.voidCause!, detail: error.causeDetail ?? error.code, now: now))
         }
         try await leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
         let (forms, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
@@ -62,15 +60,14 @@ struct ConnectionPass {
         case .void(let cause, let detail, _, _, let summaries):
             // The forms read to their end before the token failed still load; nothing more is asked.
             completed = summaries
-            try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
-            state = .void(cause)
+            state = try await void(record, cause: cause, detail: detail ?? cause.rawValue, now: now)
         }
         let (counts, pages) = try await archiveAndLoad(spool, forms: Set(completed.keys), windows: windows, record: record, job: job,
-                                                       runID: runID, claim: claim, now: now, timings: &timings, progress: progress)
+                                                       runID: runID, fences: fences, now: now, timings: &timings, progress: progress)
         var total = counts
         if case .scheduled = job, !completed.isEmpty, !state.isVoid {
             total = total + (try await reconcile(record, token: token, forms: allForms.filter { completed[$0.id] != nil }, windows: windows,
-                                                 runID: runID, claim: claim, now: now, timings: &timings, progress: progress))
+                                                 runID: runID, fences: fences, now: now, timings: &timings, progress: progress))
         }
         if case .voidPeriod(let period) = job, state == .loaded {
             // Every form's window is in (now or by an earlier, killed backfill).
@@ -82,6 +79,16 @@ struct ConnectionPass {
                                                     "leads.missing": "\(total.missing)"])
         return summary(state, total, pages: pages)
     }
+
+    /// Voids the connection for a token failure met in this pass, unless it was reauthenticated
+    /// since the pass began: then the failure was the replaced token's, and nothing is voided.
+    private func void(_ record: ConnectionRecord, cause: VoidCause, detail: String, now: Date) async throws -> RunStage.ConnectionSummary.State {
+        let opening = try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: now, now: now,
+                                                           cycle: record.authenticatedAt)
+        return opening == .reauthenticated ? .idle(Self.reauthenticatedDuringRun) : .void(cause)
+    }
+
+    static let reauthenticatedDuringRun = "reauthenticated during the run; the next run reads it with the new token"
 
     /// A spool for the connection's forms, keeping its erased people out.
     private func makeSpool(folder: URL, record: ConnectionRecord, forms: [GraphForm], now: Date) async throws -> LeadSpool {
@@ -98,7 +105,7 @@ struct ConnectionPass {
     /// transaction of its own. A pass that found nothing writes no archive and touches no
     /// lead; a backfill still records each committed window, so a killed one resumes after it.
     private func archiveAndLoad(_ spool: LeadSpool, forms: Set<String>, windows: [String: LeadWindow], record: ConnectionRecord, job: Job,
-                                reread: Int? = nil, runID: Int64, claim: WorkClaim?, now: Date, timings: inout RunStage.Timings,
+                                reread: Int? = nil, runID: Int64, fences: PassFences, now: Date, timings: inout RunStage.Timings,
                                 progress: (String) -> Void) async throws -> (LoadCounts, pages: Int) {
         var clock = ContinuousClock.now
         func lap() -> Double {
@@ -122,6 +129,7 @@ struct ConnectionPass {
                                                     windowFrom: froms.count == forms.count ? froms.min() : nil,
                                                     windowTo: windows.filter { forms.contains($0.key) }.values.map(\.to).max() ?? now, at: now)
         timings.archive += lap()
+        PassLiveness.tick()
         progress("\(record.label): loading")
         for formID in forms.sorted() {
             let rows = try spool.rows(of: formID)
@@ -138,10 +146,12 @@ struct ConnectionPass {
                 continue // nothing read: no transaction
             }
             var batch = WindowBatch(runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
-                                    archiveID: archiveID, commit: commit, claim: claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
+                                    archiveID: archiveID, commit: commit, claim: fences.claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
                                     rejections: rows?.rejections ?? [])
             batch.withheld = rows?.withheld ?? []
+            batch.lease = fences.lease
             counts = counts + (try await leads.loadWindow(batch))
+            PassLiveness.tick()
         }
         counts.erased = spool.erasedCount
         timings.load += lap()
@@ -153,7 +163,7 @@ struct ConnectionPass {
     /// windows are read again (`ReconciliationPolicy`: newest first, paced) until the counts
     /// agree. What stays missing is recorded for `status`, the gap report and the metrics.
     private func reconcile(_ record: ConnectionRecord, token: AccessToken, forms: [GraphForm], windows: [String: LeadWindow],
-                           runID: Int64, claim: WorkClaim?, now: Date, timings: inout RunStage.Timings,
+                           runID: Int64, fences: PassFences, now: Date, timings: inout RunStage.Timings,
                            progress: (String) -> Void) async throws -> LoadCounts {
         // With a configured start, Facebook's counts include leads the pipeline never reads.
         guard pipeline.window.start == nil else { return LoadCounts() }
@@ -203,10 +213,10 @@ struct ConnectionPass {
             case .completed(_, let summaries), .partial(_, let summaries, _): read = summaries
             case .void(let cause, let detail, _, _, let summaries):
                 read = summaries
-                try await connections.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail ?? cause.rawValue, since: now, now: now)
+                _ = try await void(record, cause: cause, detail: detail ?? cause.rawValue, now: now)
             }
             let (loaded, _) = try await archiveAndLoad(spool, forms: Set(read.keys), windows: reading, record: record, job: .scheduled,
-                                                       reread: depth, runID: runID, claim: claim, now: now, timings: &timings, progress: progress)
+                                                       reread: depth, runID: runID, fences: fences, now: now, timings: &timings, progress: progress)
             counts = counts + loaded
             counts.late += loaded.inserted
             let recount = try await leads.heldCounts(instance: record.instance, formIDs: read.keys.sorted())

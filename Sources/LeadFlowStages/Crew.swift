@@ -43,10 +43,13 @@ public struct Crew: Sendable {
         try await queue.expireClaimsOfDeadProcesses(on: settings.host, isAlive: processExists)
         var summaries: [RunStage.ConnectionSummary] = []
         var timings = RunStage.Timings()
+        // Connections this run already passed (in the earlier round it helped finish): done
+        // at once in the fresh round, never read twice by one run.
+        let passed = PassedConnections()
         for _ in 0..<2 {
             let round = try await queue.joinRound(kind: kind, workerID: settings.workerID)
             progress(round.openedHere ? "opened \(kind) round \(round.id)" : "joined \(kind) round \(round.id)")
-            let worked = try await work(round, records: records, progress: progress, pass: pass)
+            let worked = try await work(round, records: records, passed: passed, progress: progress, pass: pass)
             summaries += worked.summaries
             timings = timings + worked.timings
             if round.openedHere || round.ageAtJoin <= settings.lease { break }
@@ -55,7 +58,7 @@ public struct Crew: Sendable {
         return (summaries, timings)
     }
 
-    private func work(_ round: WorkRound, records: [ConnectionRecord], progress: @escaping @Sendable (String) -> Void,
+    private func work(_ round: WorkRound, records: [ConnectionRecord], passed: PassedConnections, progress: @escaping @Sendable (String) -> Void,
                       pass: @escaping Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let held = HeldClaims()
         let heartbeatQueue = try makeQueue()
@@ -67,14 +70,18 @@ public struct Crew: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
-                    for claim in held.all { _ = try? await heartbeatQueue.renew(claim) }
+                    // A pass with no progress for `stalledAfter` is not renewed: its claim
+                    // lapses and another worker takes the connection over.
+                    for (claim, liveness) in held.all where liveness.idleFor < settings.stalledAfter {
+                        _ = try? await heartbeatQueue.renew(claim)
+                    }
                 }
                 return nil
             }
             let lanes = max(1, settings.connectionsAtOnce)
             for number in 0..<lanes {
                 group.addTask {
-                    try await lane(number, round: round, records: byID, held: held, progress: progress, pass: pass)
+                    try await lane(number, round: round, records: byID, held: held, passed: passed, progress: progress, pass: pass)
                 }
             }
             var summaries: [RunStage.ConnectionSummary] = []
@@ -92,7 +99,7 @@ public struct Crew: Sendable {
     }
 
     private func lane(_ number: Int, round: WorkRound, records: [Int64: ConnectionRecord], held: HeldClaims,
-                      progress: @escaping @Sendable (String) -> Void,
+                      passed: PassedConnections, progress: @escaping @Sendable (String) -> Void,
                       pass: Pass) async throws -> (summaries: [RunStage.ConnectionSummary], timings: RunStage.Timings) {
         let lane = try makeLane()
         var summaries: [RunStage.ConnectionSummary] = []
@@ -114,7 +121,12 @@ public struct Crew: Sendable {
                 continue
             }
             waiting = false
-            held.add(claim)
+            if passed.contains(claim.connectionID) {
+                _ = try await lane.queue.complete(claim, outcome: "passed earlier in this run")
+                continue
+            }
+            let liveness = PassLiveness()
+            held.add(claim, liveness)
             let record: ConnectionRecord
             if let known = records[claim.connectionID] {
                 record = known
@@ -126,7 +138,8 @@ public struct Crew: Sendable {
                 continue
             }
             do {
-                let passes = try await pass(lane.stage, record, claim, &timings)
+                let passes = try await PassLiveness.$current.withValue(liveness) { try await pass(lane.stage, record, claim, &timings) }
+                passed.insert(claim.connectionID)
                 if try await lane.queue.complete(claim, outcome: passes.last.map(Self.outcome) ?? "done") {
                     summaries += passes
                 } else {
@@ -164,10 +177,18 @@ public struct Crew: Sendable {
 /// The claims this process holds right now, for the heartbeat and for telling apart
 /// connections held here from those held by other workers.
 final class HeldClaims: Sendable {
-    private let claims = Mutex<[WorkClaim]>([])
+    private let claims = Mutex<[(claim: WorkClaim, liveness: PassLiveness)]>([])
 
     var count: Int { claims.withLock { $0.count } }
-    var all: [WorkClaim] { claims.withLock { $0 } }
-    func add(_ claim: WorkClaim) { claims.withLock { $0.append(claim) } }
-    func remove(_ claim: WorkClaim) { claims.withLock { $0.removeAll { $0 == claim } } }
+    var all: [(claim: WorkClaim, liveness: PassLiveness)] { claims.withLock { $0 } }
+    func add(_ claim: WorkClaim, _ liveness: PassLiveness) { claims.withLock { $0.append((claim, liveness)) } }
+    func remove(_ claim: WorkClaim) { claims.withLock { $0.removeAll { $0.claim == claim } } }
+}
+
+/// The connections this run has passed, across the rounds it works.
+final class PassedConnections: Sendable {
+    private let ids = Mutex<Set<Int64>>([])
+
+    func contains(_ id: Int64) -> Bool { ids.withLock { $0.contains(id) } }
+    func insert(_ id: Int64) { _ = ids.withLock { $0.insert(id) } }
 }

@@ -61,6 +61,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
     }
 
     func receive(_ page: LeadPage) async throws {
+        PassLiveness.tick()
         guard let context = contexts[page.formID] else { return }
         // Erased people out of the raw page before it touches the disk.
         let gone = Set(page.leads.filter(erased.contains).map(\.id))

@@ -28,6 +28,9 @@ public struct PreflightStage {
             case checked(ConnectionVerdict)
             /// Graph could not be asked (retries ran out, say): skip this connection this run.
             case unchecked(reason: String)
+            /// The connection was reauthenticated while it was checked: the verdict was about
+            /// the token it replaced, so nothing was recorded; the next run checks the new one.
+            case superseded
         }
         public let connectionID: Int64
         public let label: String
@@ -61,8 +64,10 @@ public struct PreflightStage {
         }
         var evaluation = record.evaluate(settings.policy, now: now)
         if case .expired(let cause) = evaluation.status {
-            let opened = try await repository.openVoidPeriod(connectionID: record.id, cause: cause,
-                                                       detail: "the authentication cycle ended", since: evaluation.expiresAt, now: now)
+            let opening = try await repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: "the authentication cycle ended",
+                                                              since: evaluation.expiresAt, now: now, cycle: record.authenticatedAt)
+            if opening == .reauthenticated { return result(.superseded) }
+            let opened = opening.opened
             let reminder = try await repository.writeReminder(connectionID: record.id, kind: "expired", cycleStartedAt: record.authenticatedAt,
                                                         dueAt: evaluation.expiresAt, expiresAt: evaluation.expiresAt, now: now)
             log(record, "void", cause.rawValue)
@@ -112,13 +117,19 @@ public struct PreflightStage {
             return result(.unchecked(reason: error.description))
         }
         let verified = { try await self.repository.recordVerified(connectionID: record.id, facebookExpiresAt: facts?.expiresAt,
-                                                             dataAccessExpiresAt: facts?.dataAccessExpiresAt, now: now) }
+                                                             dataAccessExpiresAt: facts?.dataAccessExpiresAt, now: now,
+                                                             cycle: record.authenticatedAt) }
 
         switch verdict {
         case .void(let cause, let detail, let since):
-            let opened = try await repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: since, now: now)
+            let opening = try await repository.openVoidPeriod(connectionID: record.id, cause: cause, detail: detail, since: since, now: now,
+                                                              cycle: record.authenticatedAt)
+            if opening == .reauthenticated {
+                log(record, "superseded", cause.rawValue)
+                return result(.superseded)
+            }
             log(record, "void", cause.rawValue)
-            return result(.checked(verdict), opened: opened)
+            return result(.checked(verdict), opened: opening.opened)
         case .reminderDue:
             try await verified()
             let reminder = try await repository.writeReminder(connectionID: record.id, kind: "reauthentication_due",

@@ -7,7 +7,7 @@ import Logging
 /// and, when healthy, passed through extract → archive → load (`ConnectionPass`), its
 /// run recorded (`RunLedger`) and what earlier runs left swept (`RunSweeper`). Data moves
 /// through the run's spool folder and Postgres rows, never only memory.
-public struct RunStage {
+public struct RunStage: Sendable {
     let graph: GraphClient
     let connections: any ConnectionRepository
     let leads: any LeadRepository
@@ -25,7 +25,7 @@ public struct RunStage {
 
     public init(graph: GraphClient, connections: any ConnectionRepository, leads: any LeadRepository, archiver: any RawArchiver,
                 sealer: any TokenSealer, pipeline: Pipeline, settings: ValidationSettings, spoolRoot: URL,
-                host: String = ProcessInfo.processInfo.hostName, logger: Logger = Logger(label: "leadflow.run"), crew: Crew? = nil) {
+                host: String = ProcessIdentity.current.processSpace, logger: Logger = Logger(label: "leadflow.run"), crew: Crew? = nil) {
         self.crew = crew
         self.graph = graph
         self.connections = connections
@@ -55,18 +55,18 @@ public struct RunStage {
         _ = try await scheduled.id(leads)
         do {
             let (summaries, timings) = try await eachHealthyConnection(kind: .scheduled, try await connections.all(), now: now, progress: progress) {
-                stage, record, token, claim, timings in
+                stage, record, token, fences, timings in
                 var summaries: [ConnectionSummary] = []
                 if stage.pipeline.automaticBackfill {
                     for period in try await stage.leads.voidPeriodsAwaitingBackfill(connectionID: record.id) {
                         let summary = try await stage.pass.run(record, token: token, job: .voidPeriod(period), runID: try await backfill.id(stage.leads),
-                                                               claim: claim, now: now, timings: &timings, progress: progress)
+                                                               fences: fences, now: now, timings: &timings, progress: progress)
                         summaries.append(summary)
                         if case .void = summary.state { return summaries }
                     }
                 }
                 let summary = try await stage.pass.run(record, token: token, job: .scheduled, runID: try await scheduled.id(stage.leads),
-                                                       claim: claim, now: now, timings: &timings, progress: progress)
+                                                       fences: fences, now: now, timings: &timings, progress: progress)
                 return summaries + [summary]
             }
             // The scheduled run answers for every connection it looked at (void and skipped ones
@@ -98,7 +98,7 @@ public struct RunStage {
             }
             // Named connections are done here and now; `--all` is shared with other workers.
             let (summaries, timings) = try await eachHealthyConnection(kind: labels == nil ? .backfill : nil, records, now: now,
-                                                                       progress: progress) { stage, record, token, claim, timings in
+                                                                       progress: progress) { stage, record, token, fences, timings in
                 let jobs: [Job]
                 if let window {
                     jobs = [.window(window)]
@@ -110,7 +110,7 @@ public struct RunStage {
                 }
                 var summaries: [ConnectionSummary] = []
                 for job in jobs {
-                    let summary = try await stage.pass.run(record, token: token, job: job, runID: runID, claim: claim, now: now,
+                    let summary = try await stage.pass.run(record, token: token, job: job, runID: runID, fences: fences, now: now,
                                                            timings: &timings, progress: progress)
                     summaries.append(summary)
                     if case .void = summary.state { break }
@@ -125,7 +125,7 @@ public struct RunStage {
         }
     }
 
-    typealias Pass = @Sendable (RunStage, ConnectionRecord, AccessToken, WorkClaim?, inout Timings) async throws -> [ConnectionSummary]
+    typealias Pass = @Sendable (RunStage, ConnectionRecord, AccessToken, PassFences, inout Timings) async throws -> [ConnectionSummary]
 
     /// Every connection once: through the crew's lanes and the work queue when there is a
     /// crew and a round `kind`, else in order on this stage's session.
@@ -153,7 +153,7 @@ public struct RunStage {
 
     /// Preflight a connection; when healthy, hold its lock and run `pass`.
     func preflightAndPass(_ record: ConnectionRecord, claim: WorkClaim?, now: Date, timings: inout Timings,
-                          progress: @escaping @Sendable (String) -> Void, pass: Pass) async throws -> [ConnectionSummary] {
+                          progress: @escaping @Sendable (String) -> Void, pass: @escaping Pass) async throws -> [ConnectionSummary] {
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         progress("\(record.label): checking the token")
         let preflightStart = ContinuousClock.now
@@ -164,21 +164,93 @@ public struct RunStage {
             return [.init(label: record.label, job: .preflight, state: .void(cause))]
         case .unchecked(let reason):
             return [.init(label: record.label, job: .preflight, state: .skipped(reason))]
+        case .superseded:
+            return [.init(label: record.label, job: .preflight, state: .idle(ConnectionPass.reauthenticatedDuringRun))]
         case .checked:
             break
         }
         guard let token = checked.token else { return [] }
-        guard try await leads.tryLockConnection(record.id) else {
+        guard let lease = try await takeConnection(record, claim: claim, progress: progress) else {
             progress("\(record.label): another run is processing it; skipped")
             return [.init(label: record.label, job: .preflight, state: .idle("another run is processing it"))]
         }
+        // Renewed while the pass makes progress; a pass stuck for `stalledAfter` lets it lapse,
+        // so another worker takes the connection over and this one can no longer commit.
+        let liveness = PassLiveness.current ?? PassLiveness()
+        liveness.tick()
+        let (leads, stalledAfter) = (leads, workerSettings(claim).stalledAfter)
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease.lease / 3)
+                guard !Task.isCancelled, liveness.idleFor < stalledAfter else { continue }
+                _ = try? await leads.renewConnection(lease)
+            }
+        }
+        defer { heartbeat.cancel() }
         do {
-            let passes = try await pass(self, record, token, claim, &timings)
-            try? await leads.unlockConnection(record.id)
+            let fences = PassFences(claim: claim, lease: lease)
+            let limit = Duration.seconds(pipeline.workers.passTimeLimitMinutes * 60)
+            let (passes, passTimings) = try await Self.withTimeLimit(limit) { [self] in
+                var local = Timings()
+                let passes = try await PassLiveness.$current.withValue(liveness) { try await pass(self, record, token, fences, &local) }
+                return (passes, local)
+            }
+            timings = timings + passTimings
+            try? await leads.releaseConnection(lease)
             return passes
+        } catch let limit as PassTimeLimit {
+            try? await leads.releaseConnection(lease)
+            logger.warning("pass stopped at its time limit", metadata: ["connection.id": "\(record.id)", "minutes": "\(limit.minutes)"])
+            return [.init(label: record.label, job: .preflight, state: .skipped(limit.description))]
         } catch {
-            try? await leads.unlockConnection(record.id)
+            try? await leads.releaseConnection(lease)
             throw error
+        }
+    }
+
+    /// The connection's lease for this pass. Alone (no crew), a connection another run
+    /// holds is skipped; a crew's worker holds a claim on it in this round, so it waits
+    /// for the other holder to finish or its lease to lapse, and never calls it done unread.
+    private func takeConnection(_ record: ConnectionRecord, claim: WorkClaim?,
+                                progress: @escaping @Sendable (String) -> Void) async throws -> ConnectionLease? {
+        let holder = claim?.workerID ?? ProcessIdentity.current.workerID
+        var told = false
+        while true {
+            if let lease = try await leads.acquireConnection(record.id, holder: holder, lease: workerSettings(claim).lease) { return lease }
+            guard claim != nil else { return nil }
+            if !told { progress("\(record.label): another run holds it; waiting for it to finish or its lease to end") }
+            told = true
+            try await Task.sleep(for: workerSettings(claim).pollInterval)
+        }
+    }
+
+    /// The lease and stall settings: the claim's (a crew's lane), or the pipeline's for a stage alone.
+    func workerSettings(_ claim: WorkClaim?) -> WorkerSettings {
+        WorkerSettings(workerID: claim?.workerID ?? ProcessIdentity.current.workerID,
+                       lease: claim?.lease ?? .seconds(pipeline.workers.leaseSeconds))
+    }
+
+    /// A pass longer than `workers.pass_time_limit_minutes`: stopped (its requests
+    /// cancelled), the connection skipped this run with this reason.
+    struct PassTimeLimit: LeadFlowError {
+        let minutes: Int
+        var code: String { "run.pass_time_limit" }
+        var disposition: Disposition { .retry }
+        var description: String { "the pass took longer than its time limit (\(minutes) min, workers.pass_time_limit_minutes) and was stopped" }
+    }
+
+    static func withTimeLimit<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw PassTimeLimit(minutes: Int(limit.components.seconds / 60))
+            }
+            return value
         }
     }
 }

@@ -22,6 +22,18 @@ public enum Job: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// What a pass's commits are checked against: the work item's claim (crew runs) and the
+/// connection's lease (every pass). A commit under a fence since raised is refused.
+public struct PassFences: Sendable {
+    public let claim: WorkClaim?
+    public let lease: ConnectionLease?
+
+    public init(claim: WorkClaim?, lease: ConnectionLease?) {
+        self.claim = claim
+        self.lease = lease
+    }
+}
+
 /// What a connection summary is about: its preflight only, or a pass of a job.
 public enum PassKind: Sendable, Equatable, CustomStringConvertible {
     case preflight

@@ -116,14 +116,23 @@ public struct ConnectionStore: ConnectionRepository {
     /// open period, never two), with its `connection.void` notification. Returns whether
     /// it opened one.
     @discardableResult
-    public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date) async throws -> Bool {
+    public func openVoidPeriod(connectionID: Int64, cause: VoidCause, detail: String, since: Date, now: Date,
+                               cycle: Date?) async throws -> VoidOpening {
         try await session.run { db in
             try db.transaction { db in
+                // The row lock orders this after (or before) a reauthentication's own write.
+                let current = try db.query("""
+                    SELECT authenticated_at, $2::timestamptz IS NULL OR abs(extract(epoch FROM authenticated_at - $2::timestamptz)) < 0.001
+                    FROM connections WHERE id = $1 FOR UPDATE
+                    """, [connectionID, cycle], label: "lock connection for void")
+                guard current.count == 1, try current[0].bool(1) == true else { return .reauthenticated }
+                // Never a void period that starts before the authentication it ends.
+                let start = max(since, try current[0].date(0) ?? since)
                 let opened = try db.query("""
                     INSERT INTO void_periods (connection_id, cause, cause_detail, started_at) VALUES ($1, $2, $3, $4)
                     ON CONFLICT (connection_id) WHERE ended_at IS NULL DO NOTHING RETURNING id
-                    """, [connectionID, cause.rawValue, detail, since], label: "open void period")
-                guard opened.count == 1 else { return false }
+                    """, [connectionID, cause.rawValue, detail, start], label: "open void period")
+                guard opened.count == 1 else { return .alreadyOpen }
                 let kind: String
                 switch cause {
                 case .tokenExpired, .dataAccessExpired: kind = "expired"
@@ -132,19 +141,23 @@ public struct ConnectionStore: ConnectionRepository {
                 }
                 try event(db, connectionID, kind, now, cause: "\(cause.rawValue): \(detail)")
                 try Outbox.write(db, connectionID: connectionID, .connectionVoid(voidPeriodID: Int64(try opened[0].int(0)!), cause: cause,
-                                                                                 detail: detail, since: since), at: now)
-                return true
+                                                                                 detail: detail, since: start), at: now)
+                return .opened
             }
         }
     }
 
     /// Records a successful check, once per connection and UTC day (runs come every few
     /// minutes), and what Facebook now says of the Page token's end and of data access.
-    public func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date) async throws {
+    public func recordVerified(connectionID: Int64, facebookExpiresAt: Date?, dataAccessExpiresAt: Date?, now: Date,
+                               cycle: Date) async throws {
         try await session.run { db in
-            try db.query("""
-                UPDATE connections SET fb_expires_at = $2, fb_data_access_expires_at = $3, verified_at = $4 WHERE id = $1
-                """, [connectionID, facebookExpiresAt, dataAccessExpiresAt, now], label: "record token facts")
+            let current = try db.query("""
+                UPDATE connections SET fb_expires_at = $2, fb_data_access_expires_at = $3, verified_at = $4
+                WHERE id = $1 AND abs(extract(epoch FROM authenticated_at - $5::timestamptz)) < 0.001
+                """, [connectionID, facebookExpiresAt, dataAccessExpiresAt, now, cycle], label: "record token facts")
+            // A reauthentication came in since the check: its token is not the one checked.
+            guard current.affectedRows == 1 else { return }
             try db.query("""
                 INSERT INTO auth_events (connection_id, kind, occurred_at)
                 SELECT $1, 'verified', $2::timestamptz

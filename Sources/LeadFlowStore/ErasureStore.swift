@@ -12,7 +12,7 @@ public struct ErasureStore: ErasureRepository {
         self.session = session
     }
 
-    /// Advisory lock space for erasures (LeadStore's connection locks use 0x4C46).
+    /// Advisory lock space for erasures.
     static let erasureLockSpace: Int32 = 0x4C47
 
     public func lockErasures() async throws {
@@ -27,13 +27,25 @@ public struct ErasureStore: ErasureRepository {
         }
     }
 
+    /// Returns once every connection lease live at the call has ended: released, lapsed
+    /// (a frozen or stalled worker's ends with its lease) or taken over.
     public func waitForRunsInFlight() async throws {
-        try await session.run { db in
-            for row in try db.query("SELECT id FROM connections ORDER BY id", label: "connections").all {
-                let id = try row.int(0)!
-                try db.query("SELECT pg_advisory_lock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "wait for the connection's run")
-                try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(LeadStore.connectionLockSpace), id], label: "release the connection")
+        let live = try await session.run { db in
+            try db.query("SELECT connection_id, fence FROM connection_leases WHERE lease_until >= clock_timestamp()",
+                         label: "live connection leases").all.map { (Int64(try $0.int(0)!), Int64(try $0.int(1)!)) }
+        }
+        var waiting = live
+        while !waiting.isEmpty {
+            try await Task.sleep(for: .milliseconds(200))
+            let (ids, fences) = (waiting.map { String($0.0) }, waiting.map { String($0.1) })
+            let still = try await session.run { db in
+                try db.query("""
+                    SELECT l.connection_id, l.fence FROM connection_leases l
+                    JOIN unnest($1::bigint[], $2::bigint[]) AS w(connection_id, fence) USING (connection_id, fence)
+                    WHERE l.lease_until >= clock_timestamp()
+                    """, [ids, fences], label: "leases still live").all.map { (Int64(try $0.int(0)!), Int64(try $0.int(1)!)) }
             }
+            waiting = still
         }
     }
 

@@ -33,8 +33,6 @@ public struct LeadStore: LeadRepository {
         staging.ready = true
     }
 
-    /// Advisory lock space for connections (the other key is the connection id).
-    static let connectionLockSpace: Int32 = 0x4C46
 
     public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64 {
         try await session.run { db in
@@ -69,17 +67,48 @@ public struct LeadStore: LeadRepository {
         }
     }
 
-    public func tryLockConnection(_ connectionID: Int64) async throws -> Bool {
+    public func acquireConnection(_ connectionID: Int64, holder: String, lease: Duration) async throws -> ConnectionLease? {
         try await session.run { db in
-            try db.query("SELECT pg_try_advisory_lock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)],
-                         label: "lock connection")[0].bool(0) ?? false
+            let rows = try db.query("""
+                INSERT INTO connection_leases AS l (connection_id, holder, fence, lease_until, taken_at)
+                VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
+                ON CONFLICT (connection_id) DO UPDATE
+                    SET holder = EXCLUDED.holder, fence = l.fence + 1, lease_until = EXCLUDED.lease_until, taken_at = EXCLUDED.taken_at
+                    WHERE l.lease_until < clock_timestamp()
+                RETURNING fence
+                """, [connectionID, holder, lease.milliseconds], label: "take connection lease")
+            guard rows.count == 1 else { return nil }
+            return ConnectionLease(connectionID: connectionID, holder: holder, fence: Int64(try rows[0].int(0)!), lease: lease)
         }
     }
 
-    public func unlockConnection(_ connectionID: Int64) async throws {
+    public func renewConnection(_ lease: ConnectionLease) async throws -> Bool {
         try await session.run { db in
-            _ = try db.query("SELECT pg_advisory_unlock($1, $2)", [Int(Self.connectionLockSpace), Int(connectionID)], label: "unlock connection")
+            try db.query("""
+                UPDATE connection_leases SET lease_until = clock_timestamp() + $4 * interval '1 millisecond'
+                WHERE connection_id = $1 AND fence = $2 AND holder = $3 AND lease_until >= clock_timestamp()
+                """, [lease.connectionID, lease.fence, lease.holder, lease.lease.milliseconds], label: "renew connection lease").affectedRows == 1
         }
+    }
+
+    public func releaseConnection(_ lease: ConnectionLease) async throws {
+        try await session.run { db in
+            _ = try db.query("""
+                UPDATE connection_leases SET lease_until = clock_timestamp() - interval '1 millisecond'
+                WHERE connection_id = $1 AND fence = $2 AND holder = $3
+                """, [lease.connectionID, lease.fence, lease.holder], label: "release connection lease")
+        }
+    }
+
+    /// Inside a window's transaction: the connection's lease is still this pass's (same
+    /// fence, not lapsed), and is renewed; its row stays locked until the commit, so no
+    /// other holder takes it over while the window commits.
+    static func checkLease(_ lease: ConnectionLease, in db: PostgresConnection) throws {
+        let held = try db.query("""
+            UPDATE connection_leases SET lease_until = greatest(lease_until, clock_timestamp() + $4 * interval '1 millisecond')
+            WHERE connection_id = $1 AND fence = $2 AND holder = $3 AND lease_until >= clock_timestamp()
+            """, [lease.connectionID, lease.fence, lease.holder, lease.lease.milliseconds], label: "check connection lease").affectedRows == 1
+        guard held else { throw LeaseLost(connectionID: lease.connectionID) }
     }
 
     public func formIDs(connectionID: Int64) async throws -> [String] {
@@ -211,6 +240,7 @@ public struct LeadStore: LeadRepository {
     /// rewrites a row only when something changed. With `direct` false, every row is staged.
     private func loadWindow(_ db: PostgresConnection, _ batch: WindowBatch, direct: Bool) throws -> LoadCounts {
         if let claim = batch.claim { try WorkQueueStore.checkFence(claim, in: db) }
+        if let lease = batch.lease { try Self.checkLease(lease, in: db) }
         var counts = LoadCounts()
         if let rows = batch.rows, batch.rowCount > 0 {
             // Leads of this instance and form created around the window: the ones a re-read

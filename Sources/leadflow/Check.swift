@@ -38,6 +38,7 @@ extension LeadFlow {
                 case .checked(.void(let cause, let detail, let since)):
                     return [result.label, "void", "\(cause.rawValue) since \(UTCTime.iso8601(since)): \(detail)"]
                 case .unchecked(let reason): return [result.label, "unchecked", reason]
+                case .superseded: return [result.label, "reauthenticated", "reauthenticated while checked; check again"]
                 }
             }
             let void = results.contains { if case .checked(.void) = $0.outcome { return true } else { return false } }

@@ -98,6 +98,9 @@ struct Wiring {
                 try session.runBlocking {
                     try $0.query("SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
                                  [String(workers.lease.milliseconds)], label: "idle transaction timeout")
+                    // No statement of a run waits for ever (a lock nobody releases, a hung disk).
+                    try $0.query("SELECT set_config('statement_timeout', $1, false)",
+                                 [String(lanePipeline.workers.statementTimeoutSeconds * 1000)], label: "statement timeout")
                 }
                 return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
                                                  archiver: archiver, sealer: sealer, pipeline: lanePipeline, settings: settings,

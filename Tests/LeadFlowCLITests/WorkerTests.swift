@@ -135,29 +135,38 @@ import Testing
         try expectExactlyTheFakesLeads(db)
     }
 
-    /// A worker frozen (SIGSTOP) while it holds a connection is alive, so only its lease can
-    /// free the connection: after 5 s another worker takes it over. Woken up, the frozen
-    /// worker cannot commit over it (fence, or its session ended by the idle-transaction
-    /// timeout); the leads are loaded exactly once.
-    @Test func aFrozenWorkersLeaseEndsAndItCannotCommitAfterwards() async throws {
+    /// A worker frozen (SIGSTOP) during a connection's extraction is alive, so only its
+    /// lease can free the connection: after 5 s another worker takes it over and loads it in
+    /// the same round (with a session advisory lock, the frozen session kept it and the
+    /// rescuer called it idle). Woken up, the frozen worker cannot commit over it (fence,
+    /// or its session ended by the idle-transaction timeout); every lead is loaded once.
+    @Test func aWorkerFrozenDuringExtractionLosesItsConnectionToAnotherInTheSameRound() async throws {
         let db = try PostgresConnection(conninfo: url)
+        // Slow answers, so the freeze lands while the connection's reads are in flight.
+        fake.setLatency(milliseconds: 400)
         let frozen = try startWorker("frozen", ["--lease-seconds", "5", "--connections-at-once", "1"])
         var held: Int64?
-        for _ in 0..<600 {
-            held = try db.query("SELECT connection_id FROM work_items WHERE worker_id = 'frozen' AND state = 'claimed'")
+        for _ in 0..<3_000 {
+            held = try db.query("SELECT connection_id FROM connection_leases WHERE holder = 'frozen' AND lease_until > clock_timestamp()")
                 .all.first.map { Int64(try $0.int(0)!) }
             if held != nil { break }
-            try await Task.sleep(for: .seconds(0.02))
+            try await Task.sleep(for: .seconds(0.01))
         }
         kill(frozen.processIdentifier, SIGSTOP)
+        fake.setLatency(milliseconds: 10)
         let connection = try #require(held)
+        // The freeze landed inside the pass: the connection's lease taken, nothing committed.
+        #expect(try db.query("SELECT count(*) FROM leads WHERE connection_id = $1", [connection])[0].int(0) == 0)
         let started = Date()
         let rescuer = try startWorker("rescuer", ["--lease-seconds", "5"])
         let rescued = await waitAll([rescuer])
         let rescuerLog = await log(rescuer)
         #expect(rescued == [0], "\(rescuerLog.suffix(3000))")
+        #expect(!rescuerLog.contains("another run is processing it"))
         // It waited for the lease: the frozen worker is alive, so nothing else could free it.
         #expect(Date().timeIntervalSince(started) >= 4)
+        #expect(try db.query("SELECT count(*) FROM leads WHERE connection_id = $1", [connection])[0].int(0) == 60,
+                "the frozen worker's connection was loaded by the rescuer in the same round")
         kill(frozen.processIdentifier, SIGCONT)
         // Exit 0 (its pass was refused by the fence and reported as taken over) or 1 (its
         // session was ended); never a second copy of a lead.
@@ -166,6 +175,35 @@ import Testing
         #expect([0, 1].contains(frozenExit), "\(frozenLog.suffix(3000))")
         let row = try db.query("SELECT worker_id, claims, state FROM work_items WHERE connection_id = $1", [connection])[0]
         #expect(try row.string(0) == "rescuer" && row.int(1)! >= 2 && row.string(2) == "done")
+        let lease = try db.query("SELECT holder, fence FROM connection_leases WHERE connection_id = $1", [connection])[0]
+        #expect(try lease.string(0) == "rescuer" && lease.int(1)! >= 2)
+        try expectExactlyTheFakesLeads(db)
+    }
+
+    /// A worker alive but stuck (its answer from Graph a minute away) keeps its heartbeat,
+    /// but a pass with no progress for three leases stops renewing: its claim and the
+    /// connection's lease lapse, and another worker loads the connection in the same round.
+    @Test func aWorkerStuckButAliveIsFencedOutAfterThreeLeases() async throws {
+        let db = try PostgresConnection(conninfo: url)
+        fake.addFault(.init(path: "/1001/leadgen_forms", onRequest: 1, kind: .latency, latencyMilliseconds: 50_000))
+        let stuck = try startWorker("stuck", ["--lease-seconds", "5", "--connections-at-once", "1"])
+        // The stuck worker holds connection 1 (its Page 1001) once it has taken its lease.
+        for _ in 0..<3_000 {
+            if try db.query("SELECT 1 FROM connection_leases WHERE holder = 'stuck' AND connection_id = 1").count == 1 { break }
+            try await Task.sleep(for: .seconds(0.01))
+        }
+        let started = Date()
+        let rescuer = try startWorker("rescuer", ["--lease-seconds", "5"])
+        let rescued = await waitAll([rescuer])
+        let rescuerLog = await log(rescuer)
+        #expect(rescued == [0], "\(rescuerLog.suffix(3000))")
+        // Not before the stall limit (3 × 5 s): a slow pass that makes progress keeps its connection.
+        #expect(Date().timeIntervalSince(started) >= 14)
+        let row = try db.query("SELECT worker_id, claims, state FROM work_items WHERE connection_id = 1")[0]
+        #expect(try row.string(0) == "rescuer" && row.int(1)! >= 2 && row.string(2) == "done")
+        #expect(try db.query("SELECT count(*) FROM leads WHERE page_id = '1001'")[0].int(0) == 60)
+        kill(stuck.processIdentifier, SIGKILL)
+        _ = await stuck.exit()
         try expectExactlyTheFakesLeads(db)
     }
 }

@@ -181,14 +181,20 @@ import Testing
 
     @Test func aConnectionAnotherRunHoldsIsSkipped() async throws {
         let world = try await world()
-        // Hold connection 1's lock from another session, as a concurrent run would.
-        let holder = try PostgresConnection(conninfo: try world.db.query("SELECT 'dbname=' || current_database() || ' host=127.0.0.1 port=' || inet_server_port() || ' user=' || current_user")[0].string(0)!)
-        #expect(try holder.query("SELECT pg_try_advisory_lock(19526, 1)")[0].bool(0) == true)
+        // Connection 1's lease is held by another run, live for the next minute.
+        let other = try await LeadStore(PostgresSession(conninfo: world.db.conninfo))
+            .acquireConnection(1, holder: "another-run", lease: .seconds(60))
+        #expect(other?.fence == 1)
         let summary = try await world.stage.run(now: Self.now)
         // Another worker has it: not this run's failure, so no exit 1 for the scheduler.
         #expect(summary.connections[0].state == .idle("another run is processing it"))
         #expect(!summary.hasFailures)
         #expect(summary.connections[1].state == .loaded)
         #expect(try world.db.query("SELECT count(*) FROM leads WHERE connection_id = 1")[0].int(0) == 0)
+        // Its lease ended (released, or lapsed): the next run takes it, the fence raised.
+        try await LeadStore(PostgresSession(conninfo: world.db.conninfo)).releaseConnection(try #require(other))
+        let next = try await world.stage.run(now: Self.now.addingTimeInterval(60))
+        #expect(next.connections[0].state == .loaded)
+        #expect(try world.db.query("SELECT fence FROM connection_leases WHERE connection_id = 1")[0].int(0) == 2)
     }
 }

@@ -240,4 +240,32 @@ import Testing
         }
         #expect(refusal?.reason.contains("ads_management") == true)
     }
+
+    /// A reauthentication during a long run: the run's copy of the record still holds the
+    /// old token, which Graph now refuses. The void decision is taken under the connection's
+    /// row lock against the current record, so the reauthenticated connection is not voided
+    /// again (and never from an instant before its reauthentication).
+    @Test func aReauthenticationDuringARunIsNotUndoneByTheRunsStaleRecord() async throws {
+        let world = try world()
+        _ = try await connect(world, "EAAB-story-user-three", at: Self.day(140))
+        let stale = try #require(try await world.store.all().first)
+        // Day 160 the user's password changes (the token is invalidated); at 10:00 the run
+        // reads the connections; at 10:05 the user reauthenticates; at 10:10 the run's
+        // preflight of its stale copy meets the invalidated token.
+        let reauthenticated = try await connect(world, "EAAB-story-user-four", at: Self.day(170))
+        #expect(reauthenticated.saved.reauthenticated)
+        world.fake.now = Self.day(170).addingTimeInterval(300)
+        let checked = try await world.preflight.check(stale, now: Self.day(170).addingTimeInterval(300), recheck: true)
+        #expect(checked.outcome == .superseded)
+        #expect(checked.token == nil, "nothing is read with the replaced token")
+        #expect(try await world.store.voidPeriods(connectionID: stale.id).isEmpty)
+        // The current record checks healthy; a void decision about the current cycle still
+        // opens, and never before the authentication it ends.
+        #expect(try await check(world, at: Self.day(171)).outcome == .checked(.healthy))
+        let current = try #require(try await world.store.all().first)
+        let opening = try await world.store.openVoidPeriod(connectionID: current.id, cause: .tokenInvalidated, detail: "test",
+                                                            since: Self.day(100), now: Self.day(172), cycle: current.authenticatedAt)
+        #expect(opening == .opened)
+        #expect(try await world.store.voidPeriods(connectionID: current.id).first?.startedAt == current.authenticatedAt)
+    }
 }

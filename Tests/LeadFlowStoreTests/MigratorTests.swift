@@ -17,9 +17,10 @@ import Testing
         #expect(try db.query("SELECT count(*) FROM schema_migrations")[0].int(0) == Migrations.all.count)
         let tables = try db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
             .all.map { try $0.string(0) ?? "" }
-        #expect(tables == ["archives", "auth_events", "backfill_windows", "connections", "erasures", "form_snapshots", "forms", "graph_app_usage", "lead_rejections",
+        #expect(tables == ["archives", "auth_events", "backfill_windows", "connection_leases", "connections", "erasures", "form_reconciliations",
+                           "form_snapshots", "forms", "graph_app_usage", "lead_rejections",
                            "leads", "notification_deliveries", "notifications", "reminders", "runs", "schema_migrations", "void_periods", "watermarks",
-                           "work_items", "work_rounds"])
+                           "withheld_leads", "work_items", "work_rounds"])
     }
 
     @Test func aSchemaNewerThanTheBinaryIsRefused() throws {
