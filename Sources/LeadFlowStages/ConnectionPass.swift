@@ -24,21 +24,35 @@ struct ConnectionPass {
             clock = ContinuousClock.now
             return elapsed
         }
+        // This pass's own account: its Graph calls (every form's too), stages, forms, archive.
+        let tally = GraphTally()
+        var own = RunStage.Timings()
+        var forms: [RunStage.FormSummary] = []
+        var archived: RunStage.ArchiveSummary?
+        defer { timings = timings + own }
         func summary(_ state: RunStage.ConnectionSummary.State, _ counts: LoadCounts = LoadCounts(), pages: Int = 0) -> RunStage.ConnectionSummary {
-            .init(label: record.label, job: job.kind, state: state, counts: counts, pages: pages)
+            var summary = RunStage.ConnectionSummary(label: record.label, job: job.kind, state: state, counts: counts, pages: pages)
+            summary.connectionID = record.id
+            summary.instance = record.instance
+            summary.graph = tally.counts
+            summary.timings = own
+            summary.forms = forms
+            summary.archive = archived
+            return summary
         }
         let allForms: [GraphForm]
         var firstPages: [String: Data]
         do {
-            (allForms, firstPages) = try await openingReads(record, token: token, job: job, now: now)
+            (allForms, firstPages) = try await tally.recording { try await openingReads(record, token: token, job: job, now: now) }
         } catch let error as GraphError where error.voidCause != nil {
+            own.extract += lap()
             try await connections.openVoidPeriod(connectionID: record.id, cause: error.voidCause!, detail: error.causeDetail ?? error.code,
                                                  since: now, now: now)
             return summary(.void(error.voidCause!))
         }
         try await leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
-        let (forms, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
-        let wanted = Set(forms.map(\.self))
+        let (formIDs, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
+        let wanted = Set(formIDs.map(\.self))
         firstPages = firstPages.filter { wanted.contains($0.key) }
         let reading = allForms.filter { wanted.contains($0.id) }
 
@@ -53,18 +67,23 @@ struct ConnectionPass {
                                   now: now)
         progress("\(record.label): \(job): reading \(reading.count) form\(reading.count == 1 ? "" : "s")")
         let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
-        let outcome = try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
-                                                  sink: spool, firstPages: firstPages)
-        timings.extract += lap()
+        let formTallies = Dictionary(reading.map { ($0.id, GraphTally()) }, uniquingKeysWith: { first, _ in first })
+        let outcome = try await tally.recording {
+            try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
+                                        sink: spool, firstPages: firstPages, tally: { formTallies[$0] })
+        }
+        own.extract += lap()
 
         var completed: [String: LeadStreamSummary]
+        var failures: [String: FormFailure] = [:]
         var state = RunStage.ConnectionSummary.State.loaded
         switch outcome {
         case .completed(_, let summaries):
             completed = summaries
-        case .partial(_, let summaries, let failures):
+        case .partial(_, let summaries, let failed):
             completed = summaries
-            state = .partial(failures.keys.sorted())
+            failures = failed
+            state = .partial(failed.keys.sorted())
         case .void(let cause, let detail, _, _, let summaries):
             // The forms read to their end before the token failed still load; nothing more is asked.
             completed = summaries
@@ -72,24 +91,32 @@ struct ConnectionPass {
             state = .void(cause)
         }
         let pages = spool.pages(of: Set(completed.keys))
-        let read = pages.reduce(0) { $0 + $1.leads }
+        var formCounts: [String: LoadCounts] = [:]
         var counts = LoadCounts()
-        // A pass that found nothing writes no archive and touches no lead; a backfill still
-        // records each committed window, so a killed one resumes after it.
-        if !completed.isEmpty, read > 0 || job.kind.isBackfill {
-            // Archive first: durable before any row that points at it commits.
-            progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
-            let froms = completed.keys.compactMap { windows[$0]?.from }
-            let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
-                                             windows: windows.filter { completed[$0.key] != nil }, pages: pages, now: now)
-            let archived = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
-                                                subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
-                                                                        pass: Self.archivePass(job)))
-            let archiveID = try await leads.saveArchive(archived, runID: runID, connectionID: record.id,
-                                                  windowFrom: froms.count == completed.count ? froms.min() : nil,
-                                                  windowTo: windows.values.map(\.to).max() ?? now, at: now)
-            timings.archive += lap()
+        if !completed.isEmpty {
+            // A pass archives only what the tables do not hold yet: one that read nothing, or
+            // only the overlap's re-reads of leads loaded byte for byte before, writes no
+            // archive and no lead, and commits no more than its windows' bookkeeping.
+            let fresh = try await holdsSomethingNew(spool, forms: Set(completed.keys), instance: record.instance)
+            var archiveID: Int64?
+            if fresh {
+                // Archive first: durable before any row that points at it commits.
+                progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
+                let froms = completed.keys.compactMap { windows[$0]?.from }
+                let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
+                                                 windows: windows.filter { completed[$0.key] != nil }, pages: pages, now: now)
+                let archive = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
+                                                         subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
+                                                                                 pass: Self.archivePass(job)))
+                let id = try await leads.saveArchive(archive, runID: runID, connectionID: record.id,
+                                                     windowFrom: froms.count == completed.count ? froms.min() : nil,
+                                                     windowTo: windows.values.map(\.to).max() ?? now, at: now)
+                archiveID = id
+                archived = RunStage.ArchiveSummary(id: id, path: archive.path, bytes: archive.bytes)
+                own.archive += lap()
+            }
             progress("\(record.label): loading")
+            let marks = fresh ? [:] : try await leads.watermarks(connectionID: record.id)
             for formID in completed.keys.sorted() {
                 let rows = try spool.rows(of: formID)
                 let window = windows[formID] ?? LeadWindow(from: nil, to: now)
@@ -101,25 +128,68 @@ struct ConnectionPass {
                 case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: window)
                 case .window: commit = .leadsOnly
                 }
+                guard fresh else {
+                    formCounts[formID, default: LoadCounts()].unchanged = pages.filter { $0.formID == formID }.reduce(0) { $0 + $1.leads }
+                    switch commit {
+                    case .watermark(let newest):
+                        // Forward only; when it is there already, no transaction at all.
+                        guard let newest, marks[formID].map({ $0 < newest }) ?? true else { continue }
+                    case .backfill: break
+                    case .leadsOnly: continue
+                    }
+                    _ = try await leads.loadWindow(WindowBatch(
+                        runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
+                        archiveID: nil, commit: commit, claim: claim, at: now, rows: nil, rowCount: 0, rejections: []))
+                    continue
+                }
                 if case .watermark = commit, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.newest == nil) {
                     continue // nothing read: no transaction
                 }
-                counts = counts + (try await leads.loadWindow(WindowBatch(
+                formCounts[formID] = try await leads.loadWindow(WindowBatch(
                     runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
                     archiveID: archiveID, commit: commit, claim: claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
-                    rejections: rows?.rejections ?? [])))
+                    rejections: rows?.rejections ?? []))
             }
+            counts = formCounts.values.reduce(LoadCounts()) { $0 + $1 }
             counts.erased = spool.erasedCount
-            timings.load += lap()
+            own.load += lap()
         }
         if case .voidPeriod(let period) = job, state == .loaded {
             // Every form's window is in (now or by an earlier, killed backfill).
             try await leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
         }
+        forms = reading.map { form in
+            var entry = RunStage.FormSummary(formID: form.id)
+            entry.window = windows[form.id]
+            let formPages = spool.pages(of: [form.id])
+            entry.pages = formPages.count
+            entry.leads = formPages.reduce(0) { $0 + $1.leads }
+            entry.graph = formTallies[form.id]?.counts ?? GraphTally.Counts()
+            entry.counts = formCounts[form.id] ?? LoadCounts()
+            entry.failure = failures[form.id]
+            return entry
+        }
         logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)", "run.job": "\(job)",
                                                     "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
                                                     "leads.rejected": "\(counts.rejected)"])
         return summary(state, counts, pages: pages.count)
+    }
+
+    /// Whether the spooled leads and rejections of these forms hold anything the tables do
+    /// not already hold byte for byte (same lead, same raw hash). A rejection without a lead
+    /// id cannot be matched, and too many leads to list count as new.
+    private func holdsSomethingNew(_ spool: LeadSpool, forms: Set<String>, instance: String) async throws -> Bool {
+        let prints = spool.leadFingerprints
+        if prints.overflowed { return true }
+        let spooled = prints.of(forms)
+        let rejected = spool.rejections(of: forms)
+        if rejected.contains(where: { $0.rejection.leadID == nil }) { return true }
+        let total = spooled.leadIDs.count + rejected.count
+        guard total > 0 else { return false }
+        let known = try await leads.countAlreadyLoaded(instance: instance, leadIDs: spooled.leadIDs, hashes: spooled.hashes,
+                                                       rejectedLeadIDs: rejected.map { $0.rejection.leadID! },
+                                                       rejectedHashes: rejected.map(\.rawSHA256))
+        return known < total
     }
 
     /// The Page's forms and the first page of each form's window, in as few round trips as

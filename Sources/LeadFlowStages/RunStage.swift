@@ -73,7 +73,8 @@ public struct RunStage {
             // included); the backfill run for its own passes.
             try await scheduled.finish(summaries.filter { !$0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
             try await backfill.finish(summaries.filter { $0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
-            return Summary(runID: try await scheduled.id(leads), backfillRunID: await backfill.startedID, connections: summaries, timings: timings)
+            return Summary(runID: try await scheduled.id(leads), kind: .scheduled, backfillRunID: await backfill.startedID, connections: summaries,
+                           timings: timings)
         } catch {
             await scheduled.fail(leads)
             await backfill.fail(leads)
@@ -118,7 +119,7 @@ public struct RunStage {
                 return summaries
             }
             try await ledger.finish(summaries, leads: leads, spoolRoot: spoolRoot)
-            return Summary(runID: runID, backfillRunID: nil, connections: summaries, timings: timings)
+            return Summary(runID: runID, kind: .backfill, backfillRunID: nil, connections: summaries, timings: timings)
         } catch {
             await ledger.fail(leads)
             throw error
@@ -151,31 +152,49 @@ public struct RunStage {
         return (summaries, timings)
     }
 
-    /// Preflight a connection; when healthy, hold its lock and run `pass`.
+    /// Preflight a connection; when healthy, hold its lock and run `pass`. The preflight's
+    /// Graph calls and time are counted with the connection's first summary.
     func preflightAndPass(_ record: ConnectionRecord, claim: WorkClaim?, now: Date, timings: inout Timings,
                           progress: @escaping @Sendable (String) -> Void, pass: Pass) async throws -> [ConnectionSummary] {
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         progress("\(record.label): checking the token")
         let preflightStart = ContinuousClock.now
-        let checked = try await preflight.check(record, now: now, recheck: false)
-        timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
+        let tally = GraphTally()
+        let checked = try await tally.recording { try await preflight.check(record, now: now, recheck: false) }
+        let preflightSeconds = (ContinuousClock.now - preflightStart).timeInterval
+        timings.preflight += preflightSeconds
+        func only(_ state: ConnectionSummary.State) -> [ConnectionSummary] {
+            [.init(label: record.label, job: .preflight, state: state)]
+        }
+        func accounted(_ summaries: [ConnectionSummary]) -> [ConnectionSummary] {
+            var summaries = summaries
+            for index in summaries.indices {
+                summaries[index].connectionID = record.id
+                summaries[index].instance = record.instance
+            }
+            if !summaries.isEmpty {
+                summaries[0].graph = summaries[0].graph + tally.counts
+                summaries[0].timings.preflight += preflightSeconds
+            }
+            return summaries
+        }
         switch checked.outcome {
         case .checked(.void(let cause, _, _)):
-            return [.init(label: record.label, job: .preflight, state: .void(cause))]
+            return accounted(only(.void(cause)))
         case .unchecked(let reason):
-            return [.init(label: record.label, job: .preflight, state: .skipped(reason))]
+            return accounted(only(.skipped(reason)))
         case .checked:
             break
         }
         guard let token = checked.token else { return [] }
         guard try await leads.tryLockConnection(record.id) else {
             progress("\(record.label): another run is processing it; skipped")
-            return [.init(label: record.label, job: .preflight, state: .idle("another run is processing it"))]
+            return accounted(only(.idle("another run is processing it")))
         }
         do {
             let passes = try await pass(self, record, token, claim, &timings)
             try? await leads.unlockConnection(record.id)
-            return passes
+            return accounted(passes)
         } catch {
             try? await leads.unlockConnection(record.id)
             throw error
