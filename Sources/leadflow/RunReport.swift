@@ -62,8 +62,10 @@ struct MetricsOptions: ParsableArguments {
         if let gateway {
             do {
                 let client = try CurlHTTPClient(configuration: .init(maxConcurrentTransfers: 1, maxCachedConnections: 1))
+                // `backfill` and each named worker get a group of their own, so they do not
+                // replace each other's metrics; the grouping labels are none the metrics carry.
                 var grouping: [(name: String, value: String)] = []
-                if kind != .scheduled { grouping.append(("kind", kind.rawValue)) }
+                if kind != .scheduled { grouping.append(("command", kind.rawValue)) }
                 if let workerID { grouping.append(("worker", workerID)) }
                 try await MetricsPublisher(transport: client).push(text, to: gateway, job: "leadflow", grouping: grouping)
             } catch {
