@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // LeadFlow: Facebook Lead Ads → Integrate, as a batch pipeline.
-// Layers (see README "Layout"): a pure core; one thin adapter per C library, each the
+// Layers (see docs/architecture.md, "Layout"): a pure core; one thin adapter per C library, each the
 // only importer of its C module; the store (schema and queries); test support; the CLI.
 import PackageDescription
 

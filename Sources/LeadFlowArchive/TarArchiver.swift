@@ -49,6 +49,15 @@ public struct TarArchiver: RawArchiver {
         try FileManager.default.removeItem(at: url)
     }
 
+    public func exists(_ relativePath: String) async -> Bool {
+        FileManager.default.fileExists(atPath: home.appendingPathComponent(relativePath).path)
+    }
+
+    public func verify(_ relativePath: String, sha256: String) async throws -> Int {
+        let url = home.appendingPathComponent(relativePath)
+        return try await OffPool.run { try ArchiveVerifier.verify(url, recordedSHA256: sha256) }
+    }
+
     private func writeArchive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {
         let url = home.appendingPathComponent(relativePath)
         let writer = try ArchiveWriter(publishingTo: url, compression: compression)

@@ -2,7 +2,7 @@ import Foundation
 
 /// One HTTP request, described without any transport.
 public struct HTTPRequest: Sendable, Equatable {
-    public enum Method: String, Sendable { case get = "GET", post = "POST" }
+    public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT" }
 
     public var method: Method
     /// Scheme, host, port and path, without a query string: `http://127.0.0.1:8080/v25.0/me`.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A lead in the Integrate lead schema v1 (the `leads` table, README "The leads table"),
+/// A lead in the Integrate lead schema v1 (the `leads` table, docs/schema.md "The leads table"),
 /// before the load stamps runs, archive and hashes on it.
 public struct IntegrateLead: Sendable, Equatable {
     public var leadID: String

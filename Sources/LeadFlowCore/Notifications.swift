@@ -140,7 +140,7 @@ public enum NotificationChannel: String, Sendable, CaseIterable, Equatable, Comp
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// Who hears of what (README, "Notifications"): the webhook hears everything; reminders
+/// Who hears of what (docs/connections.md, "Notifications"): the webhook hears everything; reminders
 /// and voids go to the Connector Authenticator, `connection.*` to the instance's CSM.
 public enum NotificationRouting {
     /// What the deployment can reach for one event's connection.

@@ -105,7 +105,7 @@ public enum PreflightRules {
         return .healthy
     }
 
-    /// What a Facebook admin must do about each cause (for errors, `status` and the README).
+    /// What a Facebook admin must do about each cause (for errors, `status` and docs/connections.md).
     public static func remedy(for cause: VoidCause) -> String {
         switch cause {
         case .tokenExpired, .dataAccessExpired:

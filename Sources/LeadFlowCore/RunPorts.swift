@@ -86,14 +86,28 @@ public protocol RawArchiver: Sendable {
     func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) async throws -> ArchivedRun
     /// Every member of an archive, in order (`manifest.json` included).
     func members(of relativePath: String) async throws -> [(name: String, data: Data)]
-    /// Removes an archive file (one superseded by an erasure).
+    /// Removes an archive file (one superseded by an erasure, or pruned).
     func remove(_ relativePath: String) async throws
+    /// Whether the file is there.
+    func exists(_ relativePath: String) async -> Bool
+    /// Checks the file end to end: its SHA-256 against `sha256`, every member against the
+    /// manifest. Returns the number of members; throws what does not match.
+    func verify(_ relativePath: String, sha256: String) async throws -> Int
 }
 
 /// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
 public protocol LeadRepository: Sendable {
     func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64
     func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) async throws
+    /// The run's end with what each pass did, in one transaction: the run row (status,
+    /// counters, failed passes), a `run_passes` row per pass and a `run_forms` row per form,
+    /// and the running totals the metrics' counters report.
+    func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], passes: [RunPassRecord], at: Date) async throws
+    /// How many of these leads (id and raw hash, in step) are loaded already with that very
+    /// raw hash, plus how many of these rejections are recorded already: all of them means a
+    /// pass read nothing new.
+    func countAlreadyLoaded(instance: String, leadIDs: [String], hashes: [String], rejectedLeadIDs: [String],
+                            rejectedHashes: [String]) async throws -> Int
     /// Runs still marked running on `host` (nil: on any host), with the process that started each.
     func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
@@ -166,7 +180,9 @@ public struct WindowBatch: Sendable {
     public var formID: String
     /// The span the leads were read over (leads loaded before from around it may come again).
     public var window: LeadWindow
-    public var archiveID: Int64
+    /// The archive holding the rows' raw leads; nil only for a window with no rows and no
+    /// rejections (its bookkeeping alone: a watermark, a backfill window).
+    public var archiveID: Int64?
     public var commit: WindowCommit
     public var claim: WorkClaim?
     public var at: Date
@@ -180,7 +196,7 @@ public struct WindowBatch: Sendable {
     /// The connection's lease the pass holds: the commit checks its fence (`LeaseLost`).
     public var lease: ConnectionLease?
 
-    public init(runID: Int64, connectionID: Int64, instance: String, formID: String, window: LeadWindow, archiveID: Int64,
+    public init(runID: Int64, connectionID: Int64, instance: String, formID: String, window: LeadWindow, archiveID: Int64?,
                 commit: WindowCommit, claim: WorkClaim?, at: Date, rows: URL?, rowCount: Int, rejections: [SpooledRejection]) {
         self.runID = runID
         self.connectionID = connectionID
@@ -194,5 +210,175 @@ public struct WindowBatch: Sendable {
         self.rows = rows
         self.rowCount = rowCount
         self.rejections = rejections
+    }
+}
+
+/// One connection's pass of a run, as the run tables keep it (`run_passes`, `run_forms`):
+/// what `leadflow runs show` prints and the metrics count.
+public struct RunPassRecord: Sendable, Equatable {
+    /// `preflight` (the connection went no further), `scheduled`, `void_period`, `window`,
+    /// or `backfill` (a backfill that found nothing to read).
+    public var job: String
+    public var voidPeriodID: Int64?
+    public var connectionID: Int64
+    public var instance: String
+    /// `loaded`, `void`, `skipped`, `partial` or `idle`; `detail` says more (cause, reason).
+    public var state: String
+    public var detail: String?
+    public var pages: Int
+    public var counts: LoadCounts
+    public var graph: GraphTally.Counts
+    public var seconds: StageSeconds
+    public var archiveID: Int64?
+    public var archiveBytes: Int64?
+    public var forms: [RunFormRecord]
+
+    public init(job: String, voidPeriodID: Int64?, connectionID: Int64, instance: String, state: String, detail: String?, pages: Int,
+                counts: LoadCounts, graph: GraphTally.Counts, seconds: StageSeconds, archiveID: Int64?, archiveBytes: Int64?,
+                forms: [RunFormRecord]) {
+        self.job = job
+        self.voidPeriodID = voidPeriodID
+        self.connectionID = connectionID
+        self.instance = instance
+        self.state = state
+        self.detail = detail
+        self.pages = pages
+        self.counts = counts
+        self.graph = graph
+        self.seconds = seconds
+        self.archiveID = archiveID
+        self.archiveBytes = archiveBytes
+        self.forms = forms
+    }
+
+    /// Whether the pass failed (a connection skipped, a form that could not be read).
+    public var failed: Bool { state == "skipped" || state == "partial" }
+}
+
+/// Seconds spent in each stage.
+public struct StageSeconds: Sendable, Equatable {
+    public var preflight = 0.0
+    public var extract = 0.0
+    public var archive = 0.0
+    public var load = 0.0
+
+    public init(preflight: Double = 0, extract: Double = 0, archive: Double = 0, load: Double = 0) {
+        self.preflight = preflight
+        self.extract = extract
+        self.archive = archive
+        self.load = load
+    }
+
+    public static func + (a: StageSeconds, b: StageSeconds) -> StageSeconds {
+        StageSeconds(preflight: a.preflight + b.preflight, extract: a.extract + b.extract, archive: a.archive + b.archive, load: a.load + b.load)
+    }
+}
+
+/// One form's window in a pass.
+public struct RunFormRecord: Sendable, Equatable {
+    public var formID: String
+    public var window: LeadWindow?
+    public var pages: Int
+    public var leads: Int
+    public var counts: LoadCounts
+    public var graph: GraphTally.Counts
+    /// The error's stable code and safe description when the form could not be read.
+    public var errorCode: String?
+    public var error: String?
+
+    public init(formID: String, window: LeadWindow?, pages: Int, leads: Int, counts: LoadCounts, graph: GraphTally.Counts,
+                errorCode: String?, error: String?) {
+        self.formID = formID
+        self.window = window
+        self.pages = pages
+        self.leads = leads
+        self.counts = counts
+        self.graph = graph
+        self.errorCode = errorCode
+        self.error = error
+    }
+}
+
+/// An archive file as recorded: what a prune verifies before it removes it.
+public struct ArchiveFile: Sendable, Equatable {
+    public let id: Int64
+    /// Relative to LEADFLOW_HOME.
+    public let path: String
+    public let sha256: String
+    public let bytes: Int64
+
+    public init(id: Int64, path: String, sha256: String, bytes: Int64) {
+        self.id = id
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
+}
+
+/// What a prune of archives did, recorded with it in `prunes`.
+public struct ArchivePruneRecord: Sendable, Equatable {
+    public var cutoff: Date
+    public var at: Date
+    public var host: String
+    public var removed: [Int64]
+    public var bytes: Int64
+    public var kept: Int
+    /// Archives the database listed whose file was gone already.
+    public var alreadyMissing: Int
+    /// Archives whose file did not match its record: left in place.
+    public var refused: Int
+
+    public init(cutoff: Date, at: Date, host: String, removed: [Int64], bytes: Int64, kept: Int, alreadyMissing: Int, refused: Int) {
+        self.cutoff = cutoff
+        self.at = at
+        self.host = host
+        self.removed = removed
+        self.bytes = bytes
+        self.kept = kept
+        self.alreadyMissing = alreadyMissing
+        self.refused = refused
+    }
+}
+
+/// Where archives are recorded, for pruning them (Postgres: `ArchiveStore`).
+public protocol ArchiveRepository: Sendable {
+    /// Archives in force (neither superseded nor pruned) created before `cutoff`: those a
+    /// prune may remove, and how many of them it must keep (see `ArchiveStore`).
+    func pruneCandidates(createdBefore cutoff: Date) async throws -> (removable: [ArchiveFile], kept: Int)
+    /// Marks the removed archives pruned and records the prune, in one transaction.
+    func recordPrune(_ record: ArchivePruneRecord) async throws
+    /// Paths of archives marked pruned: their files should be gone (a prune cut short
+    /// between its record and its removals leaves some).
+    func prunedPaths() async throws -> [String]
+}
+
+/// What the metrics read from Postgres after a run: the same from any worker, and kept
+/// across runs (a textfile is rewritten whole each time).
+public struct MetricsFacts: Sendable, Equatable {
+    /// The run row's end (on the run's clock, `LEADFLOW_NOW` when set); nil without a run.
+    public var runFinishedAt: Date?
+    /// The end of the last run of this kind that finished without a failure (exit 0 or 2).
+    public var lastSuccessAt: Date?
+    /// `metric_totals`: running totals by name and label value.
+    public var totals: [MetricTotal] = []
+    /// Deliveries not yet made, by channel (`unrouted`: events no notifier has seen yet).
+    public var pendingNotifications: [String: Int] = [:]
+    /// Archive files in force on disk (neither pruned nor superseded), and their bytes.
+    public var archives = 0
+    public var archiveBytes: Int64 = 0
+
+    public init() {}
+}
+
+/// One running total of `metric_totals`.
+public struct MetricTotal: Sendable, Equatable {
+    public let name: String
+    public let label: String
+    public let value: Double
+
+    public init(name: String, label: String, value: Double) {
+        self.name = name
+        self.label = label
+        self.value = value
     }
 }

@@ -53,9 +53,18 @@ extension GraphClient {
         request.method = .post
         request.body = Data(URLQuery.encode(form).utf8)
         request.headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-        let response = try await transport.send(request)
+        GraphTally.request()
+        let response: HTTPResponse
+        do {
+            response = try await transport.send(request)
+        } catch let error as any LeadFlowError {
+            GraphTally.error(error.code)
+            throw error
+        }
         guard (200..<300).contains(response.status) else {
-            throw GraphError.from(status: response.status, body: response.body, context: context)
+            let error = GraphError.from(status: response.status, body: response.body, context: context)
+            GraphTally.error(error.code)
+            throw error
         }
         guard GraphJSON.nesting(of: response.body) <= GraphJSON.maximumDepth,
               let answers = try? JSONSerialization.jsonObject(with: response.body) as? [Any], answers.count == calls.count else {

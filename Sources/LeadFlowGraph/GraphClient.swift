@@ -196,12 +196,15 @@ public final class GraphClient: Sendable {
             }
             let request = makeRequest(path: path, query: query, token: token, limit: limit)
             requests += 1
+            GraphTally.request()
             let failure: any LeadFlowError
             let response: HTTPResponse
             do {
                 response = try await transport.send(request)
                 PassLiveness.tick() // an answer from Graph: the pass is alive
-            } catch let error as any LeadFlowError where error.disposition == .retry {
+            } catch let error as any LeadFlowError {
+                GraphTally.error(error.code)
+                guard error.disposition == .retry else { throw error }
                 // A timeout, a refused or truncated transfer.
                 try await backOff(after: &failures, failure: error, context: context)
                 continue
@@ -221,9 +224,11 @@ public final class GraphClient: Sendable {
                 } catch {
                     failure = GraphError(kind: .malformed, httpStatus: response.status,
                                          message: "the body is not the expected JSON (\(response.body.count) bytes)", context: context)
+                    GraphTally.error(failure.code)
                 }
             } else {
                 let error = GraphError.from(status: response.status, body: response.body, context: context)
+                GraphTally.error(error.code)
                 if error.voidCause != nil { throw error }
                 if error.asksToReduceData, limit > 1 {
                     limit = max(1, limit / 2)
@@ -239,6 +244,7 @@ public final class GraphClient: Sendable {
                         ?? configuration.retry.delay(afterFailedAttempts: rateLimitHits, unit: Double.random(in: 0.5..<1))
                     waitedForRateLimit += wait
                     guard waitedForRateLimit <= configuration.retry.maxRateLimitWait else { throw error }
+                    GraphTally.rateLimitWait(wait)
                     logger.notice("Graph rate limit; waiting", metadata: [
                         "graph.context": "\(context)", "graph.code": "\(error.code)", "graph.wait": "\(wait)"])
                     try await sleeper.sleep(for: wait)

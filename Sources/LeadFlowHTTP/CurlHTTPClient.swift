@@ -231,7 +231,11 @@ final class MultiLoop: @unchecked Sendable {
         if let list = transfer.headerList {
             try check(ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, list), "curl_easy_setopt(CURLOPT_HTTPHEADER)")
         }
-        if request.method == .post {
+        if request.method == .put {
+            // A PUT with its body given like a POST's: curl sends the body under the custom verb.
+            try set(CURLOPT_CUSTOMREQUEST, "PUT", "CURLOPT_CUSTOMREQUEST")
+        }
+        if request.method != .get {
             let body = transfer.requestBody ?? Data()
             try set(CURLOPT_POSTFIELDSIZE, body.count, "CURLOPT_POSTFIELDSIZE")
             // COPYPOSTFIELDS copies the bytes, so no Swift buffer has to outlive the call.

@@ -16,7 +16,13 @@ public enum ExtractOutcome: Sendable {
     /// the failure are in `summaries`; no request was started after it.
     case void(cause: VoidCause, detail: String?, error: GraphError, forms: [GraphForm], summaries: [String: LeadStreamSummary])
     /// Some forms failed for other reasons (retries exhausted, a cursor loop); the others completed.
-    case partial(forms: [GraphForm], summaries: [String: LeadStreamSummary], failures: [String: String])
+    case partial(forms: [GraphForm], summaries: [String: LeadStreamSummary], failures: [String: FormFailure])
+}
+
+/// Why a form's window could not be read: the error's stable code and its safe description.
+public struct FormFailure: Sendable, Equatable {
+    public let code: String
+    public let description: String
 }
 
 /// Reads every form of one Page, several forms at once (bounded), handing pages to a sink.
@@ -45,11 +51,14 @@ public struct ConnectionExtractor: Sendable {
     }
 
     /// Reads the given forms' windows, several at once.
-    /// - Parameter firstPages: forms whose first page a batch already read (its body).
+    /// - Parameters:
+    ///   - firstPages: forms whose first page a batch already read (its body).
+    ///   - tally: where each form's Graph requests and errors are counted (nil: not per form).
     public func extract(forms: [GraphForm], token: AccessToken, window: @Sendable (GraphForm) -> LeadWindow,
-                        sink: any LeadPageSink, firstPages: [String: Data] = [:]) async throws -> ExtractOutcome {
+                        sink: any LeadPageSink, firstPages: [String: Data] = [:],
+                        tally: @Sendable (String) -> GraphTally? = { _ in nil }) async throws -> ExtractOutcome {
         var summaries: [String: LeadStreamSummary] = [:]
-        var failures: [String: String] = [:]
+        var failures: [String: FormFailure] = [:]
         var voidError: GraphError?
 
         try await withThrowingTaskGroup(of: (String, Result<LeadStreamSummary, any Error>).self) { group in
@@ -57,11 +66,13 @@ public struct ConnectionExtractor: Sendable {
             func startNext() {
                 guard let form = pending.popFirst() else { return }
                 let formWindow = window(form)
+                let formTally = tally(form.id) ?? GraphTally()
                 group.addTask {
                     do {
-                        let summary = try await client.leads(formID: form.id, window: formWindow, token: token,
-                                                             first: firstPages[form.id]) { page in
-                            try await sink.receive(page)
+                        let summary = try await formTally.recording {
+                            try await client.leads(formID: form.id, window: formWindow, token: token, first: firstPages[form.id]) { page in
+                                try await sink.receive(page)
+                            }
                         }
                         return (form.id, .success(summary))
                     } catch {
@@ -82,8 +93,9 @@ public struct ConnectionExtractor: Sendable {
                 case .failure where voidError != nil:
                     break // cancelled because the connection went void
                 case .failure(let error):
-                    failures[formID] = (error as? any LeadFlowError)?.description ?? "\(error)"
-                    logger.warning("form failed", metadata: ["form.id": "\(formID)", "error": "\(failures[formID]!)"])
+                    let known = error as? any LeadFlowError
+                    failures[formID] = FormFailure(code: known?.code ?? "internal", description: known?.description ?? "\(error)")
+                    logger.warning("form failed", metadata: ["form.id": "\(formID)", "error": "\(failures[formID]!.description)"])
                 }
                 if voidError == nil { startNext() }
             }

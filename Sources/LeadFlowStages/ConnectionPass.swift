@@ -24,19 +24,33 @@ struct ConnectionPass {
             clock = ContinuousClock.now
             return elapsed
         }
+        // This pass's own account: its Graph calls (every form's too), stages, forms, archive.
+        let tally = GraphTally()
+        var own = RunStage.Timings()
+        var forms: [RunStage.FormSummary] = []
+        var archived: RunStage.ArchiveSummary?
+        defer { timings = timings + own }
         func summary(_ state: RunStage.ConnectionSummary.State, _ counts: LoadCounts = LoadCounts(), pages: Int = 0) -> RunStage.ConnectionSummary {
-            .init(label: record.label, job: job.kind, state: state, counts: counts, pages: pages)
+            var summary = RunStage.ConnectionSummary(label: record.label, job: job.kind, state: state, counts: counts, pages: pages)
+            summary.connectionID = record.id
+            summary.instance = record.instance
+            summary.graph = tally.counts
+            summary.timings = own
+            summary.forms = forms
+            summary.archive = archived
+            return summary
         }
         let allForms: [GraphForm]
         var firstPages: [String: Data]
         do {
-            (allForms, firstPages) = try await openingReads(record, token: token, job: job, now: now)
+            (allForms, firstPages) = try await tally.recording { try await openingReads(record, token: token, job: job, now: now) }
         } catch let error as GraphError where error.voidCause != nil {
+            own.extract += lap()
             return summary(try await void(record, cause: error.voidCause!, detail: error.causeDetail ?? error.code, now: now))
         }
         try await leads.saveForms(allForms, connectionID: record.id, runID: runID, at: now)
-        let (forms, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
-        let wanted = Set(forms.map(\.self))
+        let (formIDs, windows) = try await windows(for: job, formIDs: allForms.map(\.id), record: record, now: now)
+        let wanted = Set(formIDs.map(\.self))
         firstPages = firstPages.filter { wanted.contains($0.key) }
         let reading = allForms.filter { wanted.contains($0.id) }
 
@@ -45,39 +59,59 @@ struct ConnectionPass {
         let spool = try await makeSpool(folder: folder, record: record, forms: allForms, now: now)
         progress("\(record.label): \(job): reading \(reading.count) form\(reading.count == 1 ? "" : "s")")
         let extractor = ConnectionExtractor(client: graph, concurrency: pipeline.graph.pageConcurrency, logger: logger)
-        let outcome = try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
-                                                  sink: spool, firstPages: firstPages)
-        timings.extract += lap()
+        let formTallies = Dictionary(reading.map { ($0.id, GraphTally()) }, uniquingKeysWith: { first, _ in first })
+        let outcome = try await tally.recording {
+            try await extractor.extract(forms: reading, token: token, window: { windows[$0.id] ?? LeadWindow(from: nil, to: now) },
+                                        sink: spool, firstPages: firstPages, tally: { formTallies[$0] })
+        }
+        own.extract += lap()
 
         var completed: [String: LeadStreamSummary]
+        var failures: [String: FormFailure] = [:]
         var state = RunStage.ConnectionSummary.State.loaded
         switch outcome {
         case .completed(_, let summaries):
             completed = summaries
-        case .partial(_, let summaries, let failures):
+        case .partial(_, let summaries, let failed):
             completed = summaries
-            state = .partial(failures.keys.sorted())
+            failures = failed
+            state = .partial(failed.keys.sorted())
         case .void(let cause, let detail, _, _, let summaries):
             // The forms read to their end before the token failed still load; nothing more is asked.
             completed = summaries
             state = try await void(record, cause: cause, detail: detail ?? cause.rawValue, now: now)
         }
-        let (counts, pages) = try await archiveAndLoad(spool, forms: Set(completed.keys), windows: windows, record: record, job: job,
-                                                       runID: runID, fences: fences, now: now, timings: &timings, progress: progress)
-        var total = counts
+        let loaded = try await archiveAndLoad(spool, forms: Set(completed.keys), windows: windows, record: record, job: job,
+                                              runID: runID, fences: fences, now: now, timings: &own, progress: progress)
+        archived = loaded.archive
+        var counts = loaded.counts
         if case .scheduled = job, !completed.isEmpty, !state.isVoid {
-            total = total + (try await reconcile(record, token: token, forms: allForms.filter { completed[$0.id] != nil }, windows: windows,
-                                                 runID: runID, fences: fences, now: now, timings: &timings, progress: progress))
+            let reading = allForms.filter { completed[$0.id] != nil }
+            counts = counts + (try await tally.recording {
+                try await reconcile(record, token: token, forms: reading, windows: windows, runID: runID, fences: fences, now: now,
+                                    timings: &own, progress: progress)
+            })
         }
         if case .voidPeriod(let period) = job, state == .loaded {
             // Every form's window is in (now or by an earlier, killed backfill).
             try await leads.markBackfilled(voidPeriodID: period.id, runID: runID, at: now)
         }
+        forms = reading.map { form in
+            var entry = RunStage.FormSummary(formID: form.id)
+            entry.window = windows[form.id]
+            let formPages = spool.pages(of: [form.id])
+            entry.pages = formPages.count
+            entry.leads = formPages.reduce(0) { $0 + $1.leads }
+            entry.graph = formTallies[form.id]?.counts ?? GraphTally.Counts()
+            entry.counts = loaded.formCounts[form.id] ?? LoadCounts()
+            entry.failure = failures[form.id]
+            return entry
+        }
         logger.info("connection loaded", metadata: ["connection.id": "\(record.id)", "run.id": "\(runID)", "run.job": "\(job)",
-                                                    "leads.inserted": "\(total.inserted)", "leads.updated": "\(total.updated)",
-                                                    "leads.rejected": "\(total.rejected)", "leads.late": "\(total.late)",
-                                                    "leads.missing": "\(total.missing)"])
-        return summary(state, total, pages: pages)
+                                                    "leads.inserted": "\(counts.inserted)", "leads.updated": "\(counts.updated)",
+                                                    "leads.rejected": "\(counts.rejected)", "leads.late": "\(counts.late)",
+                                                    "leads.missing": "\(counts.missing)"])
+        return summary(state, counts, pages: loaded.pages)
     }
 
     /// Voids the connection for a token failure met in this pass, unless it was reauthenticated
@@ -101,12 +135,22 @@ struct ConnectionPass {
                              now: now)
     }
 
+    /// What `archiveAndLoad` did.
+    struct Loaded {
+        var counts = LoadCounts()
+        var formCounts: [String: LoadCounts] = [:]
+        var pages = 0
+        var archive: RunStage.ArchiveSummary?
+    }
+
     /// Archives the spooled pages of these forms, then loads each form's rows in a
-    /// transaction of its own. A pass that found nothing writes no archive and touches no
-    /// lead; a backfill still records each committed window, so a killed one resumes after it.
+    /// transaction of its own. Only what the tables do not hold yet is archived: a pass that
+    /// read nothing, or only the overlap's re-reads of leads loaded byte for byte before,
+    /// writes no archive and no lead, and commits no more than its windows' bookkeeping.
+    /// `reread` (a reconciliation's depth) loads leads without moving any watermark.
     private func archiveAndLoad(_ spool: LeadSpool, forms: Set<String>, windows: [String: LeadWindow], record: ConnectionRecord, job: Job,
                                 reread: Int? = nil, runID: Int64, fences: PassFences, now: Date, timings: inout RunStage.Timings,
-                                progress: (String) -> Void) async throws -> (LoadCounts, pages: Int) {
+                                progress: (String) -> Void) async throws -> Loaded {
         var clock = ContinuousClock.now
         func lap() -> Double {
             let elapsed = (ContinuousClock.now - clock).timeInterval
@@ -114,23 +158,30 @@ struct ConnectionPass {
             return elapsed
         }
         let pages = spool.pages(of: forms)
-        let read = pages.reduce(0) { $0 + $1.leads }
-        var counts = LoadCounts()
-        guard !forms.isEmpty, read > 0 || job.kind.isBackfill else { return (counts, 0) }
-        // Archive first: durable before any row that points at it commits.
-        progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
-        let froms = forms.compactMap { windows[$0]?.from }
-        let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
-                                         windows: windows.filter { forms.contains($0.key) }, pages: pages, now: now)
-        let archived = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
-                                                  subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
-                                                                          pass: reread.map { .reread($0) } ?? Self.archivePass(job)))
-        let archiveID = try await leads.saveArchive(archived, runID: runID, connectionID: record.id,
-                                                    windowFrom: froms.count == forms.count ? froms.min() : nil,
-                                                    windowTo: windows.filter { forms.contains($0.key) }.values.map(\.to).max() ?? now, at: now)
-        timings.archive += lap()
-        PassLiveness.tick()
+        var result = Loaded()
+        result.pages = pages.count
+        guard !forms.isEmpty else { return result }
+        let fresh = try await holdsSomethingNew(spool, forms: forms, instance: record.instance)
+        var archiveID: Int64?
+        if fresh {
+            // Archive first: durable before any row that points at it commits.
+            progress("\(record.label): archiving \(pages.count) page\(pages.count == 1 ? "" : "s")")
+            let froms = forms.compactMap { windows[$0]?.from }
+            let manifest = try Self.manifest(runID: runID, record: record, pipeline: pipeline, job: job,
+                                             windows: windows.filter { forms.contains($0.key) }, pages: pages, now: now)
+            let archive = try await archiver.archive(members: pages.map { ($0.name, $0.file) }, manifest: manifest,
+                                                     subject: ArchiveSubject(instance: record.instance, pageID: record.pageID, runID: runID,
+                                                                             pass: reread.map { .reread($0) } ?? Self.archivePass(job)))
+            let id = try await leads.saveArchive(archive, runID: runID, connectionID: record.id,
+                                                 windowFrom: froms.count == forms.count ? froms.min() : nil,
+                                                 windowTo: windows.filter { forms.contains($0.key) }.values.map(\.to).max() ?? now, at: now)
+            archiveID = id
+            result.archive = RunStage.ArchiveSummary(id: id, path: archive.path, bytes: archive.bytes)
+            timings.archive += lap()
+            PassLiveness.tick()
+        }
         progress("\(record.label): loading")
+        let marks = fresh ? [:] : try await leads.watermarks(connectionID: record.id)
         for formID in forms.sorted() {
             let rows = try spool.rows(of: formID)
             let window = windows[formID] ?? LeadWindow(from: nil, to: now)
@@ -142,20 +193,34 @@ struct ConnectionPass {
             case .voidPeriod(let period): commit = .backfill(voidPeriodID: period.id, window: window)
             case .window: commit = .leadsOnly
             }
+            var batch = WindowBatch(runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
+                                    archiveID: archiveID, commit: commit, claim: fences.claim, at: now, rows: rows?.file,
+                                    rowCount: rows?.rows ?? 0, rejections: rows?.rejections ?? [])
+            batch.withheld = rows?.withheld ?? []
+            batch.lease = fences.lease
+            guard fresh else {
+                result.formCounts[formID, default: LoadCounts()].unchanged = pages.filter { $0.formID == formID }.reduce(0) { $0 + $1.leads }
+                switch commit {
+                case .watermark(let newest):
+                    // Forward only; when it is there already (and no erased lead to record), no transaction at all.
+                    guard batch.withheld.isEmpty ? (newest.map { new in marks[formID].map { $0 < new } ?? true } ?? false) : true else { continue }
+                case .backfill: break
+                case .leadsOnly: if batch.withheld.isEmpty { continue }
+                }
+                (batch.rows, batch.rowCount, batch.rejections) = (nil, 0, [])
+                _ = try await leads.loadWindow(batch)
+                continue
+            }
             if !job.kind.isBackfill, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.withheld.isEmpty && rows!.newest == nil) {
                 continue // nothing read: no transaction
             }
-            var batch = WindowBatch(runID: runID, connectionID: record.id, instance: record.instance, formID: formID, window: window,
-                                    archiveID: archiveID, commit: commit, claim: fences.claim, at: now, rows: rows?.file, rowCount: rows?.rows ?? 0,
-                                    rejections: rows?.rejections ?? [])
-            batch.withheld = rows?.withheld ?? []
-            batch.lease = fences.lease
-            counts = counts + (try await leads.loadWindow(batch))
+            result.formCounts[formID] = try await leads.loadWindow(batch)
             PassLiveness.tick()
         }
-        counts.erased = spool.erasedCount
+        result.counts = result.formCounts.values.reduce(LoadCounts()) { $0 + $1 }
+        result.counts.erased = spool.erasedCount
         timings.load += lap()
-        return (counts, pages.count)
+        return result
     }
 
     /// Facebook's counters of the forms read to their end against what the instance holds
@@ -215,10 +280,10 @@ struct ConnectionPass {
                 read = summaries
                 _ = try await void(record, cause: cause, detail: detail ?? cause.rawValue, now: now)
             }
-            let (loaded, _) = try await archiveAndLoad(spool, forms: Set(read.keys), windows: reading, record: record, job: .scheduled,
-                                                       reread: depth, runID: runID, fences: fences, now: now, timings: &timings, progress: progress)
-            counts = counts + loaded
-            counts.late += loaded.inserted
+            let loaded = try await archiveAndLoad(spool, forms: Set(read.keys), windows: reading, record: record, job: .scheduled,
+                                                  reread: depth, runID: runID, fences: fences, now: now, timings: &timings, progress: progress)
+            counts = counts + loaded.counts
+            counts.late += loaded.counts.inserted
             let recount = try await leads.heldCounts(instance: record.instance, formIDs: read.keys.sorted())
             for (formID, count) in recount { tallies[formID] = FormTally(formID: formID, facebook: facebook[formID]!, held: count) }
             for formID in reading.keys {
@@ -240,6 +305,24 @@ struct ConnectionPass {
             logger.warning("leads missing", metadata: ["connection.id": "\(record.id)", "leads.missing": "\(counts.missing)"])
         }
         return counts
+    }
+
+
+    /// Whether the spooled leads and rejections of these forms hold anything the tables do
+    /// not already hold byte for byte (same lead, same raw hash). A rejection without a lead
+    /// id cannot be matched, and too many leads to list count as new.
+    private func holdsSomethingNew(_ spool: LeadSpool, forms: Set<String>, instance: String) async throws -> Bool {
+        let prints = spool.leadFingerprints
+        if prints.overflowed { return true }
+        let spooled = prints.of(forms)
+        let rejected = spool.rejections(of: forms)
+        if rejected.contains(where: { $0.rejection.leadID == nil }) { return true }
+        let total = spooled.leadIDs.count + rejected.count
+        guard total > 0 else { return false }
+        let known = try await leads.countAlreadyLoaded(instance: instance, leadIDs: spooled.leadIDs, hashes: spooled.hashes,
+                                                       rejectedLeadIDs: rejected.map { $0.rejection.leadID! },
+                                                       rejectedHashes: rejected.map(\.rawSHA256))
+        return known < total
     }
 
     /// The Page's forms and the first page of each form's window, in as few round trips as

@@ -160,7 +160,10 @@ public struct Crew: Sendable {
     }
 
     static func takenOver(_ record: ConnectionRecord) -> RunStage.ConnectionSummary {
-        .init(label: record.label, job: .scheduled, state: .idle("the lease ended and another worker took it over"))
+        var summary = RunStage.ConnectionSummary(label: record.label, job: .scheduled, state: .idle("the lease ended and another worker took it over"))
+        summary.connectionID = record.id
+        summary.instance = record.instance
+        return summary
     }
 
     static func outcome(_ summary: RunStage.ConnectionSummary) -> String {

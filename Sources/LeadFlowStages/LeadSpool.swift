@@ -46,6 +46,36 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
     private var pages: [RawPageFile] = []
     private var forms: [String: FormRows] = [:]
     private var handles: [String: FileHandle] = [:]
+    private var fingerprints = Fingerprints()
+
+    /// Each spooled lead's form, id and raw hash, so a pass can ask whether it read anything
+    /// the tables do not already hold byte for byte. Bounded: past `limit` leads a pass is
+    /// taken to hold something new (an overlap's re-reads are a handful of leads).
+    struct Fingerprints: Sendable {
+        static let limit = 10_000
+        private(set) var formIDs: [String] = []
+        private(set) var leadIDs: [String] = []
+        private(set) var hashes: [String] = []
+        private(set) var overflowed = false
+
+        mutating func add(form: String, lead: String, hash: String) {
+            guard !overflowed else { return }
+            guard leadIDs.count < Self.limit else {
+                overflowed = true
+                (formIDs, leadIDs, hashes) = ([], [], [])
+                return
+            }
+            formIDs.append(form)
+            leadIDs.append(lead)
+            hashes.append(hash)
+        }
+
+        /// The leads of these forms: ids and hashes, in step.
+        func of(_ forms: Set<String>) -> (leadIDs: [String], hashes: [String]) {
+            let kept = formIDs.indices.filter { forms.contains(formIDs[$0]) }
+            return (kept.map { leadIDs[$0] }, kept.map { hashes[$0] })
+        }
+    }
 
     init(folder: URL, transformer: LeadTransformer, contexts: [String: LeadContext], erased: ErasureList, now: Date) throws {
         self.folder = folder
@@ -84,6 +114,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             if let created, created < now { newest = max(newest ?? created, created) }
         }
         var canonical: [UInt8] = []
+        var seen: [(String, String)] = []
         for lead in page.leads where !gone.contains(lead.id) {
             canonical.removeAll(keepingCapacity: true)
             lead.appendCanonicalJSON(to: &canonical)
@@ -93,6 +124,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             case .lead(let ready):
                 LeadRow.append(ready, rawSHA256: digest, to: &rows)
                 written += 1
+                seen.append((lead.id, digest))
             case .rejected(let rejection):
                 rejections.append(SpooledRejection(rejection, rawSHA256: digest))
             }
@@ -114,6 +146,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             state.withheld += gone
             if let newest { state.newest = max(state.newest ?? newest, newest) }
             forms[page.formID] = state
+            for (id, digest) in seen { fingerprints.add(form: page.formID, lead: id, hash: digest) }
             if !rows.isEmpty { try handles[page.formID]!.write(contentsOf: rows) }
         }
     }
@@ -135,6 +168,14 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             if let handle = handles.removeValue(forKey: formID) { try handle.close() }
             return forms[formID]
         }
+    }
+
+    /// The spooled leads' ids and raw hashes (see `Fingerprints`).
+    var leadFingerprints: Fingerprints { lock.withLock { fingerprints } }
+
+    /// The rejections spooled for these forms.
+    func rejections(of formIDs: Set<String>) -> [SpooledRejection] {
+        lock.withLock { forms.filter { formIDs.contains($0.key) }.values.flatMap(\.rejections) }
     }
 
     /// Leads of erased people left out of the spooled pages.

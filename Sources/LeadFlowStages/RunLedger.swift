@@ -32,13 +32,13 @@ actor RunLedger {
         return id
     }
 
-    /// The run's end: its spool folder gone, its counters and status recorded.
+    /// The run's end: its spool folder gone, its counters, status and passes recorded.
     func finish(_ passes: [RunStage.ConnectionSummary], leads: any LeadRepository, spoolRoot: URL) async throws {
         guard let startedID else { return }
         try? FileManager.default.removeItem(at: spoolRoot.appendingPathComponent("run-\(startedID)"))
         let total = passes.reduce(LoadCounts()) { $0 + $1.counts }
         try await leads.finishRun(startedID, status: passes.allSatisfy(\.isClean) ? .succeeded : .partial,
-                                  counters: RunStage.counters(total), at: now)
+                                  counters: RunStage.counters(total), passes: passes.compactMap(\.record), at: now)
     }
 
     func fail(_ leads: any LeadRepository) async {

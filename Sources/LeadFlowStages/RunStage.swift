@@ -73,7 +73,8 @@ public struct RunStage: Sendable {
             // included); the backfill run for its own passes.
             try await scheduled.finish(summaries.filter { !$0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
             try await backfill.finish(summaries.filter { $0.job.isBackfill }, leads: leads, spoolRoot: spoolRoot)
-            return Summary(runID: try await scheduled.id(leads), backfillRunID: await backfill.startedID, connections: summaries, timings: timings)
+            return Summary(runID: try await scheduled.id(leads), kind: .scheduled, backfillRunID: await backfill.startedID, connections: summaries,
+                           timings: timings)
         } catch {
             await scheduled.fail(leads)
             await backfill.fail(leads)
@@ -118,7 +119,7 @@ public struct RunStage: Sendable {
                 return summaries
             }
             try await ledger.finish(summaries, leads: leads, spoolRoot: spoolRoot)
-            return Summary(runID: runID, backfillRunID: nil, connections: summaries, timings: timings)
+            return Summary(runID: runID, kind: .backfill, backfillRunID: nil, connections: summaries, timings: timings)
         } catch {
             await ledger.fail(leads)
             throw error
@@ -151,28 +152,46 @@ public struct RunStage: Sendable {
         return (summaries, timings)
     }
 
-    /// Preflight a connection; when healthy, hold its lock and run `pass`.
+    /// Preflight a connection; when healthy, hold its lock and run `pass`. The preflight's
+    /// Graph calls and time are counted with the connection's first summary.
     func preflightAndPass(_ record: ConnectionRecord, claim: WorkClaim?, now: Date, timings: inout Timings,
                           progress: @escaping @Sendable (String) -> Void, pass: @escaping Pass) async throws -> [ConnectionSummary] {
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         progress("\(record.label): checking the token")
         let preflightStart = ContinuousClock.now
-        let checked = try await preflight.check(record, now: now, recheck: false)
-        timings.preflight += (ContinuousClock.now - preflightStart).timeInterval
+        let tally = GraphTally()
+        let checked = try await tally.recording { try await preflight.check(record, now: now, recheck: false) }
+        let preflightSeconds = (ContinuousClock.now - preflightStart).timeInterval
+        timings.preflight += preflightSeconds
+        func only(_ state: ConnectionSummary.State) -> [ConnectionSummary] {
+            [.init(label: record.label, job: .preflight, state: state)]
+        }
+        func accounted(_ summaries: [ConnectionSummary]) -> [ConnectionSummary] {
+            var summaries = summaries
+            for index in summaries.indices {
+                summaries[index].connectionID = record.id
+                summaries[index].instance = record.instance
+            }
+            if !summaries.isEmpty {
+                summaries[0].graph = summaries[0].graph + tally.counts
+                summaries[0].timings.preflight += preflightSeconds
+            }
+            return summaries
+        }
         switch checked.outcome {
         case .checked(.void(let cause, _, _)):
-            return [.init(label: record.label, job: .preflight, state: .void(cause))]
+            return accounted(only(.void(cause)))
         case .unchecked(let reason):
-            return [.init(label: record.label, job: .preflight, state: .skipped(reason))]
+            return accounted(only(.skipped(reason)))
         case .superseded:
-            return [.init(label: record.label, job: .preflight, state: .idle(ConnectionPass.reauthenticatedDuringRun))]
+            return accounted(only(.idle(ConnectionPass.reauthenticatedDuringRun)))
         case .checked:
             break
         }
         guard let token = checked.token else { return [] }
         guard let lease = try await takeConnection(record, claim: claim, progress: progress) else {
             progress("\(record.label): another run is processing it; skipped")
-            return [.init(label: record.label, job: .preflight, state: .idle("another run is processing it"))]
+            return accounted(only(.idle("another run is processing it")))
         }
         // Renewed while the pass makes progress; a pass stuck for `stalledAfter` lets it lapse,
         // so another worker takes the connection over and this one can no longer commit.
@@ -197,11 +216,11 @@ public struct RunStage: Sendable {
             }
             timings = timings + passTimings
             try? await leads.releaseConnection(lease)
-            return passes
+            return accounted(passes)
         } catch let limit as PassTimeLimit {
             try? await leads.releaseConnection(lease)
             logger.warning("pass stopped at its time limit", metadata: ["connection.id": "\(record.id)", "minutes": "\(limit.minutes)"])
-            return [.init(label: record.label, job: .preflight, state: .skipped(limit.description))]
+            return accounted(only(.skipped(limit.description)))
         } catch {
             try? await leads.releaseConnection(lease)
             throw error

@@ -81,6 +81,18 @@ extension RunStage {
         public let state: State
         public let counts: LoadCounts
         public let pages: Int
+        /// The connection's id and instance (nil only in summaries made without a record).
+        public var connectionID: Int64?
+        public var instance: String?
+        /// Each form the pass read: its window, pages, requests, counts, or why it failed.
+        public var forms: [FormSummary] = []
+        /// What was asked of Graph for this pass (and the connection's preflight, counted
+        /// with its first pass of the run).
+        public var graph = GraphTally.Counts()
+        /// Where this pass's time went (the preflight's with the connection's first pass).
+        public var timings = Timings()
+        /// The archive the pass wrote; nil when it read nothing new.
+        public var archive: ArchiveSummary?
 
         public init(label: String, job: PassKind, state: State, counts: LoadCounts = LoadCounts(), pages: Int = 0) {
             self.label = label
@@ -88,6 +100,34 @@ extension RunStage {
             self.state = state
             self.counts = counts
             self.pages = pages
+        }
+
+        /// The state's one-word name, and what it says beyond that (cause, reason, forms).
+        public var stateName: String {
+            switch state {
+            case .loaded: return "loaded"
+            case .void: return "void"
+            case .skipped: return "skipped"
+            case .partial: return "partial"
+            case .idle: return "idle"
+            }
+        }
+
+        public var stateDetail: String? {
+            switch state {
+            case .loaded: return nil
+            case .void(let cause): return cause.rawValue
+            case .skipped(let reason), .idle(let reason): return reason
+            case .partial(let forms): return "forms \(forms.joined(separator: ", ")) failed"
+            }
+        }
+
+        /// Whether something failed in this pass (exit 1 material).
+        public var failed: Bool {
+            switch state {
+            case .skipped, .partial: return true
+            case .loaded, .void, .idle: return false
+            }
         }
 
         /// Whether this pass leaves nothing for anyone to do.
@@ -99,22 +139,37 @@ extension RunStage {
         }
     }
 
-    /// Seconds spent in each stage, summed over connections.
-    public struct Timings: Sendable, Equatable {
-        public var preflight: Double = 0
-        public var extract: Double = 0
-        public var archive: Double = 0
-        public var load: Double = 0
+    /// One form of a pass.
+    public struct FormSummary: Sendable, Equatable {
+        public let formID: String
+        public var window: LeadWindow?
+        public var pages = 0
+        /// Leads Graph gave (rejected ones included; erased people left out).
+        public var leads = 0
+        public var graph = GraphTally.Counts()
+        public var counts = LoadCounts()
+        public var failure: FormFailure?
 
-        static func + (a: Timings, b: Timings) -> Timings {
-            Timings(preflight: a.preflight + b.preflight, extract: a.extract + b.extract, archive: a.archive + b.archive,
-                    load: a.load + b.load)
+        public init(formID: String) {
+            self.formID = formID
         }
     }
+
+    /// An archive a pass wrote.
+    public struct ArchiveSummary: Sendable, Equatable {
+        public let id: Int64
+        public let path: String
+        public let bytes: Int64
+    }
+
+    /// Seconds spent in each stage, summed over connections.
+    public typealias Timings = StageSeconds
 
     public struct Summary: Sendable, Equatable {
         /// The scheduled run, or the backfill run for `leadflow backfill`.
         public let runID: Int64
+        /// `scheduled` or `backfill`: what `runID` is.
+        public var kind: RunKind = .scheduled
         /// The backfill run a scheduled run started for reauthenticated connections.
         public let backfillRunID: Int64?
         public let connections: [ConnectionSummary]
@@ -126,14 +181,13 @@ extension RunStage {
         }
 
         /// Exit 1 material: a connection skipped or only partly read.
-        public var hasFailures: Bool {
-            connections.contains {
-                switch $0.state {
-                case .skipped, .partial: return true
-                case .loaded, .void, .idle: return false
-                }
-            }
-        }
+        public var hasFailures: Bool { connections.contains(where: \.failed) }
+
+        /// Every pass's Graph requests and errors.
+        public var graph: GraphTally.Counts { connections.reduce(GraphTally.Counts()) { $0 + $1.graph } }
+
+        /// Every pass's counts.
+        public var counts: LoadCounts { connections.reduce(LoadCounts()) { $0 + $1.counts } }
     }
 
     public struct UnknownConnection: LeadFlowError {
@@ -146,5 +200,30 @@ extension RunStage {
     static func counters(_ counts: LoadCounts) -> [String: Int] {
         ["inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged, "rejected": counts.rejected, "erased": counts.erased,
          "late": counts.late, "missing": counts.missing]
+    }
+}
+
+extension RunStage.ConnectionSummary {
+    /// The pass as the run tables keep it; nil for a summary made without a connection record.
+    var record: RunPassRecord? {
+        guard let connectionID, let instance else { return nil }
+        let kind: String
+        var voidPeriodID: Int64?
+        switch job {
+        case .preflight: kind = "preflight"
+        case .scheduled: kind = "scheduled"
+        case .voidPeriod(let id):
+            kind = "void_period"
+            voidPeriodID = id
+        case .window: kind = "window"
+        case .backfill: kind = "backfill"
+        }
+        return RunPassRecord(
+            job: kind, voidPeriodID: voidPeriodID, connectionID: connectionID, instance: instance, state: stateName, detail: stateDetail,
+            pages: pages, counts: counts, graph: graph, seconds: timings, archiveID: archive?.id, archiveBytes: archive?.bytes,
+            forms: forms.map {
+                RunFormRecord(formID: $0.formID, window: $0.window, pages: $0.pages, leads: $0.leads, counts: $0.counts, graph: $0.graph,
+                              errorCode: $0.failure?.code, error: $0.failure?.description)
+            })
     }
 }

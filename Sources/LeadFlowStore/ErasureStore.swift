@@ -73,7 +73,8 @@ public struct ErasureStore: ErasureRepository {
         try await session.run { db in
             try db.query("""
                 SELECT a.id, a.path FROM archives a JOIN connections c ON c.id = a.connection_id
-                WHERE a.superseded_by IS NULL AND ($1::text IS NULL OR c.instance = $1) ORDER BY a.id
+                -- A pruned archive's file is gone, and with it every raw lead it held: nothing to rewrite.
+                WHERE a.superseded_by IS NULL AND a.pruned_at IS NULL AND ($1::text IS NULL OR c.instance = $1) ORDER BY a.id
                 """, [instance], label: "current archives").all.map {
                 (Int64(try $0.int(0)!), try $0.string(1)!)
             }

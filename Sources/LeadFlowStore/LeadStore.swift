@@ -2,6 +2,12 @@ import Foundation
 import LeadFlowCore
 import LeadFlowPostgres
 
+/// A running total of `metric_totals`: its name and its one label's value.
+struct MetricTotalKey: Hashable {
+    let name: String
+    let label: String
+}
+
 /// Runs, forms, watermarks, archives and leads in Postgres.
 public struct LeadStore: LeadRepository {
     /// Every query runs on the session's own thread, never on the cooperative pool.
@@ -43,10 +49,135 @@ public struct LeadStore: LeadRepository {
     }
 
     public func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) async throws {
+        try await finishRun(runID, status: status, counters: counters, passes: [], at: at)
+    }
+
+    public func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], passes: [RunPassRecord], at: Date) async throws {
+        let counterJSON = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
+        let (passJSON, formJSON) = try Self.passDocuments(passes)
+        let totals = Self.totals(passes, kind: nil, status: status)
         try await session.run { db in
-            let json = String(decoding: try JSONSerialization.data(withJSONObject: counters, options: [.sortedKeys]), as: UTF8.self)
-            try db.query("UPDATE runs SET status = $2, counters = $3::jsonb, finished_at = greatest($4, started_at) WHERE id = $1",
-                         [runID, status.rawValue, json, at], label: "finish run")
+            try db.transaction { db in
+                let kind = try db.query("""
+                    UPDATE runs SET status = $2, counters = $3::jsonb, failures = $4, finished_at = greatest($5, started_at) WHERE id = $1
+                    RETURNING kind
+                    """, [runID, status.rawValue, counterJSON, passes.filter(\.failed).count, at], label: "finish run").all.first?.string(0)
+                if !passes.isEmpty {
+                    // Ids first, so each form row can name its pass without a round trip per pass.
+                    let ids = try db.query("SELECT nextval(pg_get_serial_sequence('run_passes', 'id')) FROM generate_series(1, $1)",
+                                           [passes.count], label: "run pass ids").all.map { Int64(try $0.int(0)!) }
+                    let idJSON = "[" + ids.map(String.init).joined(separator: ",") + "]"
+                    try db.query("""
+                        INSERT INTO run_passes (id, run_id, connection_id, job, void_period_id, state, detail, pages, inserted, updated,
+                                                unchanged, rejected, erased, graph_requests, graph_errors, rate_limit_waits,
+                                                rate_limit_wait_seconds, preflight_seconds, extract_seconds, archive_seconds, load_seconds,
+                                                archive_id)
+                        OVERRIDING SYSTEM VALUE
+                        SELECT (ids.id #>> '{}')::bigint, $1, (p->>'connection_id')::bigint, p->>'job', (p->>'void_period_id')::bigint,
+                               p->>'state', p->>'detail', (p->>'pages')::int, (p->>'inserted')::int, (p->>'updated')::int,
+                               (p->>'unchanged')::int, (p->>'rejected')::int, (p->>'erased')::int, (p->>'graph_requests')::int,
+                               p->'graph_errors', (p->>'rate_limit_waits')::int, (p->>'rate_limit_wait_seconds')::float8,
+                               (p->>'preflight_seconds')::float8, (p->>'extract_seconds')::float8, (p->>'archive_seconds')::float8,
+                               (p->>'load_seconds')::float8, (p->>'archive_id')::bigint
+                        FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS pass(p, n)
+                        JOIN jsonb_array_elements($3::jsonb) WITH ORDINALITY AS ids(id, n) USING (n)
+                        """, [runID, passJSON, idJSON], label: "record run passes")
+                    try db.query("""
+                        INSERT INTO run_forms (pass_id, form_id, window_from, window_to, pages, leads, inserted, updated, unchanged, rejected,
+                                               graph_requests, graph_errors, error_code, error)
+                        SELECT (($2::jsonb) ->> ((f->>'pass')::int))::bigint, f->>'form_id', (f->>'window_from')::timestamptz,
+                               (f->>'window_to')::timestamptz, (f->>'pages')::int, (f->>'leads')::int, (f->>'inserted')::int,
+                               (f->>'updated')::int, (f->>'unchanged')::int, (f->>'rejected')::int, (f->>'graph_requests')::int,
+                               f->'graph_errors', f->>'error_code', f->>'error'
+                        FROM jsonb_array_elements($1::jsonb) AS f
+                        ON CONFLICT (pass_id, form_id) DO NOTHING
+                        """, [formJSON, idJSON], label: "record run forms")
+                }
+                let all = totals.merging(Self.totals([], kind: kind ?? nil, status: status)) { $0 + $1 }
+                try Self.addTotals(all, db)
+            }
+        }
+    }
+
+    /// The passes and their forms as two JSON arrays for the insert above; a form names its
+    /// pass by position.
+    static func passDocuments(_ passes: [RunPassRecord]) throws -> (passes: String, forms: String) {
+        var passObjects: [[String: Any]] = []
+        var formObjects: [[String: Any]] = []
+        for (index, pass) in passes.enumerated() {
+            var object: [String: Any] = [
+                "connection_id": pass.connectionID, "job": pass.job, "state": pass.state, "pages": pass.pages,
+                "inserted": pass.counts.inserted, "updated": pass.counts.updated, "unchanged": pass.counts.unchanged,
+                "rejected": pass.counts.rejected, "erased": pass.counts.erased, "graph_requests": pass.graph.requests,
+                "graph_errors": pass.graph.errors, "rate_limit_waits": pass.graph.rateLimitWaits,
+                "rate_limit_wait_seconds": pass.graph.rateLimitWaitSeconds, "preflight_seconds": pass.seconds.preflight,
+                "extract_seconds": pass.seconds.extract, "archive_seconds": pass.seconds.archive, "load_seconds": pass.seconds.load,
+            ]
+            object["void_period_id"] = pass.voidPeriodID
+            object["detail"] = pass.detail
+            object["archive_id"] = pass.archiveID
+            passObjects.append(object)
+            for form in pass.forms {
+                var entry: [String: Any] = [
+                    "pass": index, "form_id": form.formID, "pages": form.pages, "leads": form.leads, "inserted": form.counts.inserted,
+                    "updated": form.counts.updated, "unchanged": form.counts.unchanged, "rejected": form.counts.rejected,
+                    "graph_requests": form.graph.requests, "graph_errors": form.graph.errors,
+                ]
+                entry["window_from"] = form.window?.from.map(UTCTime.iso8601)
+                entry["window_to"] = form.window.map { UTCTime.iso8601($0.to) }
+                entry["error_code"] = form.errorCode
+                entry["error"] = form.error
+                formObjects.append(entry)
+            }
+        }
+        let text = { (value: Any) in String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]), as: UTF8.self) }
+        return (try text(passObjects), try text(formObjects))
+    }
+
+    /// What a run adds to the running totals (`metric_totals`), keyed by name and label.
+    static func totals(_ passes: [RunPassRecord], kind: String?, status: RunStatus) -> [MetricTotalKey: Double] {
+        var totals: [MetricTotalKey: Double] = [:]
+        func add(_ name: String, _ label: String = "", _ value: Double) {
+            if value > 0 { totals[MetricTotalKey(name: name, label: label), default: 0] += value }
+        }
+        for pass in passes {
+            add("leads_inserted", pass.instance, Double(pass.counts.inserted))
+            add("leads_updated", pass.instance, Double(pass.counts.updated))
+            add("leads_unchanged", pass.instance, Double(pass.counts.unchanged))
+            add("leads_rejected", pass.instance, Double(pass.counts.rejected))
+            add("graph_requests", "", Double(pass.graph.requests))
+            for (code, count) in pass.graph.errors { add("graph_errors", code, Double(count)) }
+            add("rate_limit_waits", "", Double(pass.graph.rateLimitWaits))
+            add("rate_limit_wait_seconds", "", pass.graph.rateLimitWaitSeconds)
+            if let bytes = pass.archiveBytes {
+                add("archives_written", "", 1)
+                add("archive_bytes_written", "", Double(bytes))
+            }
+        }
+        if let kind { add("runs_\(status.rawValue)", kind, 1) }
+        return totals
+    }
+
+    static func addTotals(_ totals: [MetricTotalKey: Double], _ db: PostgresConnection) throws {
+        guard !totals.isEmpty else { return }
+        let keys = totals.keys.sorted { ($0.name, $0.label) < ($1.name, $1.label) }
+        try db.query("""
+            INSERT INTO metric_totals (name, label, value)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[]::float8[])
+            ON CONFLICT (name, label) DO UPDATE SET value = metric_totals.value + EXCLUDED.value
+            """, [keys.map(\.name), keys.map(\.label), keys.map { String(totals[$0]!) }], label: "add to metric totals")
+    }
+
+    public func countAlreadyLoaded(instance: String, leadIDs: [String], hashes: [String], rejectedLeadIDs: [String],
+                                   rejectedHashes: [String]) async throws -> Int {
+        try await session.run { db in
+            try db.query("""
+                SELECT (SELECT count(*) FROM unnest($2::text[], $3::text[]) AS r(lead_id, raw_sha256)
+                        WHERE EXISTS (SELECT 1 FROM leads l WHERE l.instance = $1 AND l.lead_id = r.lead_id AND l.raw_sha256 = r.raw_sha256))
+                     + (SELECT count(*) FROM unnest($4::text[], $5::text[]) AS r(lead_id, raw_sha256)
+                        WHERE EXISTS (SELECT 1 FROM lead_rejections x
+                                      WHERE x.instance = $1 AND x.lead_id = r.lead_id AND x.raw_sha256 = r.raw_sha256))
+                """, [instance, leadIDs, hashes, rejectedLeadIDs, rejectedHashes], label: "leads already loaded")[0].int(0) ?? 0
         }
     }
 
@@ -243,6 +374,7 @@ public struct LeadStore: LeadRepository {
         if let lease = batch.lease { try Self.checkLease(lease, in: db) }
         var counts = LoadCounts()
         if let rows = batch.rows, batch.rowCount > 0 {
+            guard let archiveID = batch.archiveID else { throw UnarchivedRows(formID: batch.formID) }
             // Leads of this instance and form created around the window: the ones a re-read
             // may bring again. A day either side covers Graph's rounding of its time filter.
             var known: Set<String>? = nil
@@ -255,7 +387,7 @@ public struct LeadStore: LeadRepository {
                     label: "leads of the window already loaded")
                 if found.count <= Self.directLoadLimit { known = Set(try found.all.map { try $0.string(0)! }) }
             }
-            let stamp = Array(("\t\(batch.archiveID)\t\(batch.runID)\t\(batch.runID)\t\(UTCTime.iso8601(batch.at))\t\(UTCTime.iso8601(batch.at))").utf8)
+            let stamp = Array(("\t\(archiveID)\t\(batch.runID)\t\(batch.runID)\t\(UTCTime.iso8601(batch.at))\t\(UTCTime.iso8601(batch.at))").utf8)
             let columns = LeadRow.names.joined(separator: ", ")
             var sawKnown = false
             if let known {
@@ -279,7 +411,7 @@ public struct LeadStore: LeadRepository {
                     }
                 }
                 let distinct = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
-                let upserted = try upsertStaged(db, archiveID: batch.archiveID, runID: batch.runID, at: batch.at)
+                let upserted = try upsertStaged(db, archiveID: archiveID, runID: batch.runID, at: batch.at)
                 counts.inserted += upserted.inserted
                 counts.updated = upserted.updated
                 counts.unchanged = distinct - upserted.inserted - upserted.updated
@@ -293,7 +425,7 @@ public struct LeadStore: LeadRepository {
                     let rejection = spooled.rejection
                     try writer.appendRow([String(batch.runID), String(batch.connectionID), batch.instance, batch.formID, rejection.leadID,
                                           rejection.createdAt.map(UTCTime.iso8601), rejection.reasons.postgresText, spooled.rawSHA256,
-                                          String(batch.archiveID), UTCTime.iso8601(batch.at)])
+                                          batch.archiveID.map(String.init), UTCTime.iso8601(batch.at)])
                 }
             }
         }
@@ -347,6 +479,15 @@ public struct LeadStore: LeadRepository {
             carry.removeFirst(consumed)
         }
         guard carry.isEmpty else { throw SpoolError(file: file.lastPathComponent) }
+    }
+
+    /// Rows handed to the load without the archive that holds their raw leads: a programming
+    /// error, refused before anything is written (a lead never points at no archive).
+    struct UnarchivedRows: LeadFlowError {
+        let formID: String
+        var code: String { "store.rows_without_archive" }
+        var disposition: Disposition { .fatal }
+        var description: String { "\(code): the rows of form \(formID) came without their archive" }
     }
 
     /// A spooled rows file that does not end with a whole row: a run cut short while writing it.

@@ -3,79 +3,95 @@ import Foundation
 import LeadFlowArchive
 import LeadFlowCore
 import LeadFlowPostgres
+import LeadFlowStages
+import LeadFlowStore
 
 extension LeadFlow {
     struct Archive: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "archive",
-            abstract: "List, verify and safely extract the raw-page archives.",
-            subcommands: [List.self, Verify.self, Extract.self]
+            abstract: "List, verify, safely extract and prune the raw-page archives.",
+            subcommands: [List.self, Verify.self, Extract.self, Prune.self]
         )
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "List the archives the runs wrote.",
-                discussion: "Example:\n  leadflow archive list")
+                abstract: "List the archives the runs wrote (pruned ones with the day their file went).",
+                discussion: "Examples:\n  leadflow archive list\n  leadflow archive list --json | jq '[.archives[].bytes] | add'")
             @OptionGroup var common: CommonOptions
+            @Flag(help: "Print JSON on stdout instead of a table.") var json = false
 
             func run() async throws {
                 common.bootstrapLogging()
+                let archives: [ArchiveStore.Row]
                 do {
                     let wiring = try await Wiring()
-                    let rows = try await wiring.database.run { db in
-                        try db.query("""
-                            SELECT a.id, c.label, a.run_id, a.path, a.members, a.bytes, a.created_at
-                            FROM archives a JOIN connections c ON c.id = a.connection_id WHERE a.superseded_by IS NULL ORDER BY a.id
-                            """, label: "list archives").all.map { row in
-                            [String(try row.int(0)!), try row.string(1)!, String(try row.int(2)!), try row.string(3)!,
-                             String(try row.int(4)!), String(try row.int(5)!), UTCTime.iso8601(try row.date(6)!)]
-                        }
-                    }
-                    FileHandle.standardOutput.write(Data(TextTable.render(["id", "connection", "run", "path", "members", "bytes", "created"], rows).utf8))
+                    archives = try await ArchiveStore(wiring.database).list()
                 } catch {
                     throw ExitStatus.report(error)
                 }
+                if json { return try printJSON(["archives": archives]) }
+                let rows = archives.map {
+                    [String($0.id), $0.connection, String($0.run_id), $0.path, String($0.members), String($0.bytes), $0.created_at,
+                     $0.pruned_at ?? ""]
+                }
+                FileHandle.standardOutput.write(Data(TextTable.render(["id", "connection", "run", "path", "members", "bytes", "created", "pruned"],
+                                                                      rows).utf8))
             }
         }
 
         struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Check archives end to end: the file's SHA-256 against the database, every member against the manifest.",
-                discussion: "Exit 1 when any archive fails.\n\nExamples:\n  leadflow archive verify --all\n  leadflow archive verify .leadflow/archives/acme/1001/run-7.tar.zst")
+                discussion: "Pruned archives (their file removed on purpose) are not checked. Exit 1 when any archive fails.\n\nExamples:\n  leadflow archive verify --all\n  leadflow archive verify --all --json | jq '.failed'\n  leadflow archive verify .leadflow/archives/acme/1001/run-7.tar.zst")
             @OptionGroup var common: CommonOptions
             @Flag(help: "Verify every archive the database lists.") var all = false
+            @Flag(help: "Print the outcome as JSON on stdout.") var json = false
             @Argument(help: "Archive files to verify (without --all).") var files: [String] = []
 
             func validate() throws {
                 if all == !files.isEmpty { throw ValidationError("give either --all or archive files") }
             }
 
+            struct Checked: Encodable {
+                let path: String
+                let ok: Bool
+                let members: Int?
+                let error: String?
+            }
+
             func run() async throws {
                 common.bootstrapLogging()
-                var failures = 0
                 var targets: [(URL, String?)] = files.map { (URL(fileURLWithPath: $0), nil) }
                 if all {
                     do {
                         let wiring = try await Wiring()
                         let home = try wiring.environment.home
-                        targets = try await wiring.database.run { db in
-                            try db.query("SELECT path, sha256 FROM archives WHERE superseded_by IS NULL ORDER BY id",
-                                         label: "archives to verify").all.map {
-                                (home.appendingPathComponent(try $0.string(0)!), try $0.string(1))
-                            }
-                        }
+                        targets = try await ArchiveStore(wiring.database).onDisk().map { (home.appendingPathComponent($0.path), $0.sha256) }
                     } catch {
                         throw ExitStatus.report(error)
                     }
                 }
+                var checked: [Checked] = []
                 for (url, sha) in targets {
                     do {
                         let members = try ArchiveVerifier.verify(url, recordedSHA256: sha)
                         Output.say("ok      \(url.path) (\(members) members)\n")
+                        checked.append(Checked(path: url.path, ok: true, members: members, error: nil))
                     } catch {
-                        failures += 1
-                        Output.problem("FAILED  \((error as? any LeadFlowError)?.description ?? "\(error)")\n")
+                        let message = (error as? any LeadFlowError)?.description ?? "\(error)"
+                        Output.problem("FAILED  \(message)\n")
+                        checked.append(Checked(path: url.path, ok: false, members: nil, error: message))
                     }
+                }
+                let failures = checked.filter { !$0.ok }.count
+                if json {
+                    struct Answer: Encodable {
+                        let archives: [Checked]
+                        let verified: Int
+                        let failed: Int
+                    }
+                    try printJSON(Answer(archives: checked, verified: checked.count - failures, failed: failures))
                 }
                 if failures > 0 { throw ExitStatus.failure }
             }
@@ -100,6 +116,55 @@ extension LeadFlow {
                 } catch {
                     throw ExitStatus.report(error)
                 }
+            }
+        }
+
+        struct Prune: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove archive files older than a retention, keeping what the gap report needs; verified and recorded.",
+                discussion: """
+                    Removes the files of archives created more than DAYS ago (on the run's clock), each first verified against its record (SHA-256 and manifest): a file that does not match is left in place and named (exit 1). Each archive's row stays, marked pruned: its leads still name the archive their raw payload was in, and `archive list` shows the day it went. Every prune is recorded in the `prunes` table; a prune cut short leaves files the next one removes.
+
+                    What stays, however old: an archive holding a rejected lead Integrate never loaded. The gap report counts those leads under "rejected", and their raw payload, which LeadFlow keeps nowhere else, is what someone fixing the mapping needs to load them. Nothing else the report reads is in an archive: it counts leads, void periods and Facebook's form counters, which no prune touches (`leadflow gaps` says the same before and after). Erasure needs the tombstones, which are never pruned, and reaches every archive still on disk; a pruned one holds no one any more.
+
+                    Past the retention, the raw payloads of loaded leads are gone from LeadFlow (the rows in `leads` stay). Facebook keeps leads 90 days: a retention shorter than that leaves no raw copy anywhere once Facebook's expires, so choose it with whoever answers audits.
+
+                    Examples:
+                      leadflow archive prune --older-than 180 --dry-run
+                      leadflow archive prune --older-than 180 --json
+                    """)
+
+            @OptionGroup var common: CommonOptions
+            @OptionGroup var pipelineOption: PipelineOption
+            @Option(name: .customLong("older-than"), help: "Remove archives created more than this many days ago (at least 1).") var days: Int
+            @Flag(name: .customLong("dry-run"), help: "Verify and count what would go, remove nothing.") var dryRun = false
+            @Flag(help: "Print the outcome as JSON on stdout.") var json = false
+
+            func validate() throws {
+                guard (1...36_500).contains(days) else { throw ValidationError("--older-than must be from 1 to 36500 days.") }
+            }
+
+            func run() async throws {
+                common.bootstrapLogging()
+                let outcome: ArchivePruner.Outcome
+                do {
+                    let pipeline = try pipelineOption.load()
+                    let wiring = try await Wiring(pipeline: pipeline)
+                    let archiver = TarArchiver(home: try wiring.environment.home, folder: pipeline.archive.folder,
+                                               compression: ArchiveCompression(rawValue: pipeline.archive.compression) ?? .zstd)
+                    outcome = try await ArchivePruner(repository: ArchiveStore(wiring.database), archiver: archiver)
+                        .prune(olderThan: wiring.now.addingTimeInterval(-Double(days) * 86_400), now: wiring.now,
+                               host: ProcessInfo.processInfo.hostName, dryRun: dryRun)
+                } catch {
+                    throw ExitStatus.report(error)
+                }
+                if json { try printJSON(outcome) }
+                for refused in outcome.refused { Output.problem("leadflow: kept \(refused.path): \(refused.reason)") }
+                Output.say("\(dryRun ? "would remove" : "removed") \(outcome.removed) archives older than \(outcome.cutoff) "
+                           + "(\(outcome.bytes_freed) bytes); kept \(outcome.kept) that hold rejected leads never loaded"
+                           + (outcome.already_missing > 0 ? "; \(outcome.already_missing) were gone already" : "")
+                           + (outcome.leftovers_removed > 0 ? "; \(outcome.leftovers_removed) files of an earlier prune removed" : ""))
+                if !outcome.refused.isEmpty { throw ExitStatus.failure }
             }
         }
     }

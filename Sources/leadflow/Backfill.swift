@@ -28,6 +28,10 @@ extension LeadFlow {
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
         @OptionGroup var workerOptions: WorkerOptions
+        @OptionGroup var metrics: MetricsOptions
+
+        @Flag(help: "Also print the summary as JSON on stdout (the shape of `run --json`).")
+        var json = false
 
         @Option(name: .customLong("connection"), help: "A connection's label (repeatable).")
         var labels: [String] = []
@@ -51,6 +55,7 @@ extension LeadFlow {
 
         func run() async throws {
             common.bootstrapLogging()
+            let started = ContinuousClock.now
             let summary: RunStage.Summary
             var opened: Wiring?
             do {
@@ -68,9 +73,11 @@ extension LeadFlow {
             } catch {
                 let status = ExitStatus.report(error)
                 if let opened { await deliverNotifications(opened) }
+                await metrics.publish(kind: .backfill, summary: nil, exitCode: status.rawValue, started: started, wiring: opened,
+                                      workerID: workerOptions.workerID)
                 throw status
             }
-            try await finish(summary, notifying: opened)
+            try await finish(summary, notifying: opened, json: json, metrics: metrics, started: started, workerID: workerOptions.workerID)
         }
     }
 }

@@ -14,11 +14,25 @@ extension LeadFlow {
 
                 Example:
                   leadflow check
+                  leadflow check --json | jq '.connections[] | select(.state == "void")'
                 """
         )
 
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
+
+        @Flag(help: "Print JSON on stdout as well as the table on stderr.")
+        var json = false
+
+        struct Row: Encodable {
+            let connection: String
+            /// healthy, reminder_due, void or unchecked.
+            let state: String
+            let cause: String?
+            let since: String?
+            let detail: String?
+            let reminder_written: Bool
+        }
 
         func run() async throws {
             common.bootstrapLogging()
@@ -42,6 +56,25 @@ extension LeadFlow {
                 }
             }
             let void = results.contains { if case .checked(.void) = $0.outcome { return true } else { return false } }
+            if json {
+                try printJSON(["connections": results.map { result -> Row in
+                    switch result.outcome {
+                    case .checked(.healthy):
+                        return Row(connection: result.label, state: "healthy", cause: nil, since: nil, detail: nil, reminder_written: false)
+                    case .checked(.reminderDue):
+                        return Row(connection: result.label, state: "reminder_due", cause: nil, since: nil, detail: nil,
+                                   reminder_written: result.wroteReminder)
+                    case .checked(.void(let cause, let detail, let since)):
+                        return Row(connection: result.label, state: "void", cause: cause.rawValue, since: UTCTime.iso8601(since), detail: detail,
+                                   reminder_written: false)
+                    case .unchecked(let reason):
+                        return Row(connection: result.label, state: "unchecked", cause: nil, since: nil, detail: reason, reminder_written: false)
+                    case .superseded:
+                        return Row(connection: result.label, state: "reauthenticated", cause: nil, since: nil,
+                                   detail: "reauthenticated while checked; check again", reminder_written: false)
+                    }
+                }])
+            }
             // Under --quiet the table shows only when a connection is void (exit 2).
             Output.say(TextTable.render(["connection", "state", "detail"], rows), level: void ? .warning : .notice)
             if void { throw ExitStatus.finishedWithGaps }

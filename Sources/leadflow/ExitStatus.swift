@@ -6,7 +6,7 @@ import LeadFlowPostgres
 import LeadFlowStages
 import LeadFlowStore
 
-/// The exit codes schedulers act on (README, "Exit codes").
+/// The exit codes schedulers act on (docs/commands.md, "Exit codes").
 enum ExitStatus {
     static let success = ExitCode(0)
     /// Finished, but a connection is void or leads were rejected.

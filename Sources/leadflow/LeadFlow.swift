@@ -45,7 +45,7 @@ struct LeadFlow: AsyncParsableCommand {
             """,
         version: LeadFlowVersion.description,
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self,
-                      Notify.self, Notifications.self, Archive.self, Erase.self]
+                      Notify.self, Notifications.self, Runs.self, Archive.self, Erase.self]
     )
 }
 

@@ -8,7 +8,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "List reminders due (day 75) and expired connections, writing each to the outbox once.",
             discussion: """
-                For every connection whose reminder is due or overdue, or whose authentication has ended, writes one reminder per authentication cycle into the `reminders` table, with its reminder.due or reminder.expired notification (delivered by `leadflow notify` and every run; README, "Notifications"), then lists the reminders of the current cycles and whether each reached someone. Reads no Graph API. `leadflow check` and runs write them too.
+                For every connection whose reminder is due or overdue, or whose authentication has ended, writes one reminder per authentication cycle into the `reminders` table, with its reminder.due or reminder.expired notification (delivered by `leadflow notify` and every run; docs/connections.md, "Notifications"), then lists the reminders of the current cycles and whether each reached someone. Reads no Graph API. `leadflow check` and runs write them too.
 
                 Examples:
                   leadflow reminders

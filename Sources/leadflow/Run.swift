@@ -29,7 +29,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "The scheduled batch: every connection, all stages.",
             discussion: """
-                For each connection: preflight (token age, debug_token, permissions, lead access), extract every form's window [watermark − overlap, now), archive the raw pages (tar + zstd, verified) before loading, transform into the Integrate lead schema, and load (COPY into staging, upsert by lead id, watermark in the same transaction). A void connection is skipped and its void period opened; a rerun never duplicates a lead. Start it from cron, a systemd timer or a Kubernetes CronJob (README).
+                For each connection: preflight (token age, debug_token, permissions, lead access), extract every form's window [watermark − overlap, now), archive the raw pages (tar + zstd, verified) before loading, transform into the Integrate lead schema, and load (COPY into staging, upsert by lead id, watermark in the same transaction). A void connection is skipped and its void period opened; a rerun never duplicates a lead. Start it from cron, a systemd timer or a Kubernetes CronJob (docs/operations.md).
 
                 Exit codes, and what to do (docs/operations.md):
                   0   every connection healthy and loaded: nothing.
@@ -40,8 +40,14 @@ extension LeadFlow {
 
                 Several processes, on one host or many, may run at once against one Postgres: each claims connections from the round's work queue (FOR UPDATE SKIP LOCKED), renews its lease while it works, and a dead worker's connections go to the others when its lease ends. A worker with nothing left to claim waits while others still hold connections of the round.
 
+                After every run, --metrics-file and --pushgateway publish Prometheus metrics (docs/metrics.md): the last run's and last success's time, seconds per stage, leads per instance, connections by state, leads waiting in Facebook, pending notifications, Graph requests, errors and rate-limit waits, archive bytes. Writing or pushing them never changes the exit code; a failure to is said on stderr.
+
+                A pass that read nothing the tables do not already hold (nothing new, or only the overlap's re-reads of leads loaded before, byte for byte) writes no archive.
+
                 Examples:
                   leadflow run --pipeline pipelines/facebook-leads.yml
+                  leadflow run --quiet --metrics-file /var/lib/node_exporter/textfile/leadflow.prom
+                  leadflow run --json | jq '.totals'
                   leadflow run --worker-id host-a --connections-at-once 8 --lease-seconds 120
                 """
         )
@@ -49,9 +55,14 @@ extension LeadFlow {
         @OptionGroup var common: CommonOptions
         @OptionGroup var pipelineOption: PipelineOption
         @OptionGroup var workerOptions: WorkerOptions
+        @OptionGroup var metrics: MetricsOptions
+
+        @Flag(help: "Also print the run's summary as JSON on stdout: per connection and form, leads, Graph requests and errors, seconds per stage, the archive.")
+        var json = false
 
         func run() async throws {
             common.bootstrapLogging()
+            let started = ContinuousClock.now
             let summary: RunStage.Summary
             var opened: Wiring?
             do {
@@ -63,9 +74,11 @@ extension LeadFlow {
                 let status = ExitStatus.report(error)
                 // What the run recorded before it failed (a void, say) is still told.
                 if let opened { await deliverNotifications(opened) }
+                await metrics.publish(kind: .scheduled, summary: nil, exitCode: status.rawValue, started: started, wiring: opened,
+                                      workerID: workerOptions.workerID)
                 throw status
             }
-            try await finish(summary, notifying: opened)
+            try await finish(summary, notifying: opened, json: json, metrics: metrics, started: started, workerID: workerOptions.workerID)
         }
     }
 }
@@ -85,11 +98,17 @@ func progressReporter(label: String) -> @Sendable (String) -> Void {
 /// connection), even if a connection is also void, since a failure is what a rerun or a
 /// person must look at first; else 2 when a connection is void or leads were rejected.
 /// Under `--quiet` a run that exits 0 prints nothing at all.
-func finish(_ summary: RunStage.Summary, notifying wiring: Wiring?) async throws {
+/// With `--json`, the summary also goes to stdout as data; the metrics follow the
+/// notifications, so the pending count they report is what the run leaves.
+func finish(_ summary: RunStage.Summary, notifying wiring: Wiring?, json: Bool, metrics: MetricsOptions,
+            started: ContinuousClock.Instant, workerID: String?) async throws {
     printSummary(summary, level: summary.hasFailures ? .error : summary.hasGaps ? .warning : .notice)
+    let status: ExitCode? = summary.hasFailures ? ExitStatus.failure : summary.hasGaps ? ExitStatus.finishedWithGaps : nil
+    if json { try printJSON(RunSummaryJSON(summary, exitCode: status?.rawValue ?? 0)) }
     if let wiring { await deliverNotifications(wiring) }
-    if summary.hasFailures { throw ExitStatus.failure }
-    if summary.hasGaps { throw ExitStatus.finishedWithGaps }
+    await metrics.publish(kind: summary.kind, summary: summary, exitCode: status?.rawValue ?? 0, started: started, wiring: wiring,
+                          workerID: workerID)
+    if let status { throw status }
 }
 
 /// The table of a run or backfill, and where the time went, on stderr (under

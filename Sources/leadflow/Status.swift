@@ -7,7 +7,7 @@ import LeadFlowStore
 extension LeadFlow {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show every connection: token age, days left, open void periods, leads loaded.",
+            abstract: "Show every connection: token age, days left, open void periods, leads loaded, its last run and last success.",
             discussion: """
                 Reads the database only (no Graph call): the status follows from the last authentication, the 90-day policy and the void periods the runs recorded.
 
@@ -41,6 +41,12 @@ extension LeadFlow {
             /// Leads Facebook's form counters hold that this connection's instance does not
             /// (late ones not returned yet, or never): the last reconciliation's finding.
             let leads_missing: Int
+            /// The last run that looked at the connection, and the last whose pass loaded it (a
+            /// pass that found nothing new loads too): ids and the runs' clocks.
+            let last_run_id: Int64?
+            let last_run_at: String?
+            let last_success_run_id: Int64?
+            let last_success_at: String?
         }
 
         func run() async throws {
@@ -66,7 +72,9 @@ extension LeadFlow {
         static func rows(_ database: PostgresSession, policy: TokenPolicy, now: Date) async throws -> [Row] {
             let loaded = try await database.run { try leadCounts($0) }
             let missing = try await database.run { try missingCounts($0) }
+            let runs = try await RunHistoryStore(database).lastRuns()
             return try await ConnectionStore(database).all().map { record in
+                let last = runs[record.id]
                 let evaluation = record.evaluate(policy, now: now)
                 let status: String
                 if record.openVoidPeriod != nil {
@@ -90,19 +98,22 @@ extension LeadFlow {
                            void_since: record.openVoidPeriod.map { UTCTime.iso8601($0.startedAt) },
                            leads_loaded: loaded[record.id]?.count ?? 0,
                            last_loaded_at: loaded[record.id]?.last.map(UTCTime.iso8601),
-                           leads_missing: missing[record.id] ?? 0)
+                           leads_missing: missing[record.id] ?? 0,
+                           last_run_id: last?.lastRunID, last_run_at: last?.lastRunAt.map(UTCTime.iso8601),
+                           last_success_run_id: last?.lastSuccessRunID, last_success_at: last?.lastSuccessAt.map(UTCTime.iso8601))
             }
         }
 
         static func table(_ rows: [Row]) -> String {
             TextTable.render(
-                ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads", "missing"],
+                ["instance", "page", "connection", "authenticator", "age (d)", "reminder in (d)", "expires in (d)", "status", "void since", "leads",
+                 "missing", "last run", "last success"],
                 // Names for people, ids beside them for the Graph API Explorer and support.
                 rows.map { [$0.instance, named($0.page_name, $0.page_id), $0.label, named($0.authenticator_name, $0.authenticator_user_id),
                             String($0.age_days),
                             String($0.days_until_reminder), String($0.days_until_expiry),
                             $0.status + ($0.void_cause.map { " (\($0))" } ?? ""), $0.void_since ?? "", String($0.leads_loaded),
-                            String($0.leads_missing)] })
+                            String($0.leads_missing), $0.last_run_at ?? "never", $0.last_success_at ?? "never"] })
         }
 
         /// `Acme Analytics (1001)`, or the id alone when Facebook gave no name.

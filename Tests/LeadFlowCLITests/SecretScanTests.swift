@@ -49,9 +49,21 @@ import Testing
         }
         // A token that reaches no Page is refused: the refusal is shown, the token is not.
         #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1003", "--name", "acme-1003"], input: Self.tokens[2] + "\n").status == 64)
-        let run = try await leadflow(["run"])
+        // The run's summary as data and its metrics (in LEADFLOW_HOME, so scanned below) too.
+        let metrics = home.appendingPathComponent("metrics/leadflow.prom")
+        try FileManager.default.createDirectory(at: metrics.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let run = try await leadflow(["run", "--json", "--metrics-file", metrics.path])
         #expect(run.status == 2, "the token of 1002 expires mid-run: \(run.stderr.suffix(2_000))")
+        #expect(FileManager.default.fileExists(atPath: metrics.path))
         _ = try await leadflow(["check"])
+        _ = try await leadflow(["check", "--json"])
+        _ = try await leadflow(["runs", "--json"])
+        _ = try await leadflow(["runs", "show", "1"])
+        _ = try await leadflow(["runs", "show", "1", "--json"])
+        _ = try await leadflow(["runs", "prune", "--older-than", "1", "--dry-run", "--json"])
+        _ = try await leadflow(["archive", "prune", "--older-than", "1", "--dry-run", "--json"])
+        _ = try await leadflow(["archive", "list", "--json"])
+        _ = try await leadflow(["archive", "verify", "--all", "--json"])
         _ = try await leadflow(["status", "--json"])
         _ = try await leadflow(["reminders", "--json"])
         _ = try await leadflow(["notify"])

@@ -273,15 +273,20 @@ import Testing
         }
     }
 
-    /// A lead that cannot be made valid is re-read by every overlap: it is a rejection row
-    /// each time, but one rejected lead in the gap report.
+    /// A lead that cannot be made valid is re-read by every overlap. Alone, it is nothing new:
+    /// the pass records nothing. Beside a new lead, the pass loads and it is a rejection row
+    /// again. Either way it is one rejected lead in the gap report.
     @Test func aRejectedLeadCountsOnceHoweverOftenItIsReRead() async throws {
         let world = try world()
         try await connect(world, "EAAB-backfill-user-one", day: 0)
         world.fake.addLeads([GraphLead(id: "666000001", createdTime: UTCTime.iso8601(Self.day(1)),
                                        fieldData: [.init(name: "full_name", values: ["No Contact"])], formID: "2001")], toForm: "2001")
         try await run(world, day: 1.001)
-        try await run(world, day: 1.002)     // the overlap reads it again
+        try await run(world, day: 1.002)     // the overlap reads it again, and nothing else
+        #expect(try world.db.query("SELECT count(*) FROM lead_rejections WHERE lead_id = '666000001'")[0].int(0) == 1)
+        world.fake.addLeads([GraphLead(id: "666000002", createdTime: UTCTime.iso8601(Self.day(1.0015)),
+                                       fieldData: [.init(name: "email", values: ["new@lead.io"])], formID: "2001")], toForm: "2001")
+        try await run(world, day: 1.003)     // the overlap reads it again, beside a new lead
         #expect(try world.db.query("SELECT count(*) FROM lead_rejections WHERE lead_id = '666000001'")[0].int(0) == 2)
         let connection = try #require(try gapReport(world, at: 1.01).connections.first)
         #expect(connection.rejected == ["no_contact": 1])

@@ -18,9 +18,9 @@ import Testing
         let tables = try db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1")
             .all.map { try $0.string(0) ?? "" }
         #expect(tables == ["archives", "auth_events", "backfill_windows", "connection_leases", "connections", "erasures", "form_reconciliations",
-                           "form_snapshots", "forms", "graph_app_usage", "lead_rejections",
-                           "leads", "notification_deliveries", "notifications", "reminders", "runs", "schema_migrations", "void_periods", "watermarks",
-                           "withheld_leads", "work_items", "work_rounds"])
+                           "form_snapshots", "forms", "graph_app_usage", "lead_rejections", "leads", "metric_totals", "notification_deliveries",
+                           "notifications", "prunes", "reminders", "run_forms", "run_passes", "runs", "schema_migrations", "void_periods",
+                           "watermarks", "withheld_leads", "work_items", "work_rounds"])
     }
 
     @Test func aSchemaNewerThanTheBinaryIsRefused() throws {
