@@ -81,12 +81,13 @@ import Yams
         }
     }
 
-    /// Plays kubelet with the manifest's numbers: the Secret's key file root-owned with its
-    /// defaultMode (plus group read and the fsGroup, as kubelet does when fsGroup is set),
-    /// the emptyDir group-owned by fsGroup; then the init container's own command and
-    /// `leadflow check` run as runAsUser:runAsGroup with fsGroup as supplementary group,
-    /// with the mount paths mapped to folders here. check opens the key (exit 0); the
-    /// mounted Secret file itself is refused, which is why the init container exists.
+    /// Plays kubelet with the manifest's numbers: the Secret's key files (token and erasure
+    /// key) root-owned with its defaultMode (plus group read and the fsGroup, as kubelet does
+    /// when fsGroup is set), the emptyDir group-owned by fsGroup; then the init container's
+    /// own command, `leadflow check` and `leadflow erase` run as runAsUser:runAsGroup with
+    /// fsGroup as supplementary group, with the mount paths mapped to folders here. check
+    /// opens the token key and erase the erasure key (exit 0); the mounted Secret file
+    /// itself is refused, which is why the init container exists.
     @Test func theCronJobsPodReadsItsKeyAsItsOwnUser() async throws {
         try #require(getuid() == 0, "this test plays kubelet (chown) and the pod's user (setpriv): run the suite as root (CI does)")
         let pod = try #require(try dig(try cronJob(), "spec.jobTemplate.spec.template.spec") as? [String: Any])
