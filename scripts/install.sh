@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds LeadFlow (release) and installs it as a system service's program: the binary in
 # PREFIX/bin, the `leadflow` system user, /etc/leadflow (configuration and secrets, group
-# leadflow) and /var/lib/leadflow (archives, spool, token key; 0700, owned by leadflow).
+# leadflow) and /var/lib/leadflow (archives, spool, token and erasure keys; 0700, owned by leadflow).
 # Safe to run again: it replaces the binary (atomically, so a running job keeps its own)
 # and leaves existing configuration, secrets and state alone.
 #
@@ -67,7 +67,7 @@ if [ ! -e /etc/leadflow/facebook-leads.yml ]; then
     say "installed /etc/leadflow/facebook-leads.yml (edit the mapping to your Integrate sources)"
 fi
 
-# State: the token key lives here; nobody but the service reads it.
+# State: the token and erasure keys live here; nobody but the service reads it.
 install -d -m 0700 -o leadflow -g leadflow /var/lib/leadflow
 chown leadflow:leadflow /var/lib/leadflow
 chmod 0700 /var/lib/leadflow

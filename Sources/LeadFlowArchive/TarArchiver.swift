@@ -58,11 +58,34 @@ public struct TarArchiver: RawArchiver {
         return try await OffPool.run { try ArchiveVerifier.verify(url, recordedSHA256: sha256) }
     }
 
+    public func storedFiles() async throws -> [String] {
+        try await OffPool.run { [home, folder] in
+            var files: [String] = []
+            // lstat, not the enumerator: a link (to a folder or a file) is never followed.
+            func walk(_ relative: String) {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent(relative).path)) ?? []
+                for name in names.sorted() {
+                    let path = relative + "/" + name
+                    var status = stat()
+                    guard lstat(home.appendingPathComponent(path).path, &status) == 0 else { continue }
+                    switch status.st_mode & S_IFMT {
+                    case S_IFDIR: walk(path)
+                    case S_IFREG: files.append(path)
+                    default: continue
+                    }
+                }
+            }
+            walk(folder)
+            return files
+        }
+    }
+
     private func writeArchive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) throws -> ArchivedRun {
         let url = home.appendingPathComponent(relativePath)
         let writer = try ArchiveWriter(publishingTo: url, compression: compression)
         for member in members { try writer.addFile(named: member.name, contentsOf: member.file) }
         try writer.addFile(named: "manifest.json", contents: manifest)
+        DebugFault.point("archive.written")
         try writer.publish()
         let verified = try ArchiveVerifier.verify(url)
         return ArchivedRun(path: relativePath, sha256: try ArchiveVerifier.sha256(of: url),
@@ -71,7 +94,9 @@ public struct TarArchiver: RawArchiver {
     }
 
     private func readMembers(of relativePath: String) throws -> [(name: String, data: Data)] {
-        let reader = try ArchiveReader(url: home.appendingPathComponent(relativePath))
+        let url = home.appendingPathComponent(relativePath)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ArchiveFileMissing(path: relativePath) }
+        let reader = try ArchiveReader(url: url)
         var members: [(name: String, data: Data)] = []
         while let entry = try reader.nextEntry() {
             guard entry.kind == .file else { continue }
@@ -80,6 +105,17 @@ public struct TarArchiver: RawArchiver {
         return members
     }
 
+}
+
+/// Instants a test can kill the process at, to leave what a crash there leaves
+/// (`LEADFLOW_DEBUG_KILL_AT=archive.written`: every member in the temporary file, not yet
+/// renamed). Debug builds only: a release binary has no such switch.
+enum DebugFault {
+    static func point(_ name: String) {
+        #if DEBUG
+        if ProcessInfo.processInfo.environment["LEADFLOW_DEBUG_KILL_AT"] == name { kill(getpid(), SIGKILL) }
+        #endif
+    }
 }
 
 /// Checks an archive end to end: every member readable, and every hash the manifest

@@ -204,8 +204,6 @@ public protocol TokenSealer: Sendable {
     var keyID: String { get }
     func seal(_ token: AccessToken, boundTo context: String) throws -> Data
     func open(_ sealed: Data, boundTo context: String, keyID: String) throws -> AccessToken
-    /// A keyed hash for erasure tombstones, under a key derived from the sealing key.
-    func erasureHash(_ subject: String) -> String
 }
 
 extension ConnectionRecord {

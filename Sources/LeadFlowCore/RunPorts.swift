@@ -86,18 +86,83 @@ public protocol RawArchiver: Sendable {
     func archive(members: [(name: String, file: URL)], manifest: Data, relativePath: String) async throws -> ArchivedRun
     /// Every member of an archive, in order (`manifest.json` included).
     func members(of relativePath: String) async throws -> [(name: String, data: Data)]
-    /// Removes an archive file (one superseded by an erasure, or pruned).
+    /// Removes an archive file (one superseded by an erasure, pruned, or one no row points at).
     func remove(_ relativePath: String) async throws
     /// Whether the file is there.
     func exists(_ relativePath: String) async -> Bool
     /// Checks the file end to end: its SHA-256 against `sha256`, every member against the
     /// manifest. Returns the number of members; throws what does not match.
     func verify(_ relativePath: String, sha256: String) async throws -> Int
+    /// Every file under the archive folder, `.partial-*` ones included, relative to
+    /// LEADFLOW_HOME; links are not followed.
+    func storedFiles() async throws -> [String]
+}
+
+/// An archive file the database lists is not on this host's disk: another host's
+/// LEADFLOW_HOME holds it, or it was lost.
+public struct ArchiveFileMissing: LeadFlowError, Equatable {
+    public let path: String
+    public var code: String { "archive.missing" }
+    public var disposition: Disposition { .fatal }
+    public var description: String { "\(code): \(path) is not on this host" }
+
+    public init(path: String) {
+        self.path = path
+    }
+}
+
+/// The names LeadFlow gives archive files, read back: `run-<id>[-void-<period>|-backfill]`,
+/// `.erased-<stamp>` when an erasure rewrote it, then `.tar`, `.tar.gz` or `.tar.zst`; and
+/// `.<that name>.partial-<pid>-<random>` while one is being written (`ArchiveWriter`).
+public struct ArchiveFileName: Sendable, Equatable {
+    /// The run whose pass wrote the original.
+    public let runID: Int64
+    /// An erasure's rewrite.
+    public let erasure: Bool
+    /// A temporary file of a write in progress (or of a killed one).
+    public let partial: Bool
+
+    /// nil: not a name LeadFlow gives (left alone by every sweep).
+    public init?(_ fileName: String) {
+        var name = Substring(fileName)
+        var partial = false
+        if name.hasPrefix("."), let marker = name.range(of: ".partial-") {
+            name = name[name.index(after: name.startIndex)..<marker.lowerBound]
+            partial = true
+        }
+        guard name.hasPrefix("run-"), [".tar", ".tar.gz", ".tar.zst"].contains(where: { name.hasSuffix($0) }) else { return nil }
+        let digits = name.dropFirst(4).prefix { $0.isASCII && $0.isNumber }
+        guard let runID = Int64(digits) else { return nil }
+        self.runID = runID
+        self.erasure = name.contains(".erased-")
+        self.partial = partial
+    }
+}
+
+/// A run still marked running, as a sweep sees it.
+public struct RunningRun: Sendable, Equatable {
+    public let id: Int64
+    public let host: String
+    /// The process that started it (its host's pid).
+    public let processID: Int32?
+    /// Its lease, renewed while its process lives, has ended (by the server's clock).
+    public let leaseLapsed: Bool
+
+    public init(id: Int64, host: String, processID: Int32?, leaseLapsed: Bool) {
+        self.id = id
+        self.host = host
+        self.processID = processID
+        self.leaseLapsed = leaseLapsed
+    }
 }
 
 /// Where runs, forms, watermarks, archives and leads are stored (Postgres: `LeadStore`).
 public protocol LeadRepository: Sendable {
-    func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64
+    /// A run row, its lease ending `lease` from now (server clock) unless renewed.
+    func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date,
+                  lease: Duration) async throws -> Int64
+    /// Moves a running run's lease end to `lease` from now: its process is alive.
+    func renewRunLease(_ runID: Int64, lease: Duration) async throws
     func finishRun(_ runID: Int64, status: RunStatus, counters: [String: Int], at: Date) async throws
     /// The run's end with what each pass did, in one transaction: the run row (status,
     /// counters, failed passes), a `run_passes` row per pass and a `run_forms` row per form,
@@ -108,10 +173,20 @@ public protocol LeadRepository: Sendable {
     /// pass read nothing new.
     func countAlreadyLoaded(instance: String, leadIDs: [String], hashes: [String], rejectedLeadIDs: [String],
                             rejectedHashes: [String]) async throws -> Int
-    /// Runs still marked running on `host` (nil: on any host), with the process that started each.
-    func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)]
+    /// Runs still marked running, on any host.
+    func runningRuns() async throws -> [RunningRun]
     /// Marks a run whose process is gone (killed, crashed) as abandoned.
     func abandonRun(_ runID: Int64, at: Date) async throws
+    /// Runs that ended failed or abandoned since the last sweep of the archive folder: what
+    /// they were writing may have no row.
+    func runsToSweep() async throws -> [Int64]
+    func markSwept(_ runIDs: [Int64], at: Date) async throws
+    /// Every archive path the database records, and whether an erasure superseded it.
+    func archivePaths() async throws -> [String: Bool]
+    /// The erasure lock, if no erasure holds it: an erasure's rewrite has no row until the
+    /// erasure commits it, so archive files are swept only while no erasure runs.
+    func tryLockErasures() async throws -> Bool
+    func unlockErasures() async throws
     /// Takes the connection for `holder` for a lease (nil: another holder's lease runs).
     /// A lease not renewed in time is taken over, its fence raised.
     func acquireConnection(_ connectionID: Int64, holder: String, lease: Duration) async throws -> ConnectionLease?
@@ -136,9 +211,9 @@ public protocol LeadRepository: Sendable {
     func heldCounts(instance: String, formIDs: [String]) async throws -> [String: Int]
     func saveReconciliation(_ reconciliation: FormReconciliation, instance: String, connectionID: Int64) async throws
 
-    /// The keyed hashes of the people erased from this instance (or from every instance):
-    /// kept out of its archives and tables (`ErasureList`).
-    func erasureHashes(instance: String) async throws -> Set<String>
+    /// The keyed hashes of the people erased from this instance (or from every instance),
+    /// by the erasure key each was written under: kept out of its archives and tables (`ErasureList`).
+    func erasureHashes(instance: String) async throws -> [String: Set<String>]
     /// Closed void periods of the connection that no backfill has completed yet, oldest first.
     func voidPeriodsAwaitingBackfill(connectionID: Int64) async throws -> [VoidPeriod]
     /// The forms whose backfill window of this void period has committed.

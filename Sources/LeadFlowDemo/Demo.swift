@@ -98,6 +98,7 @@ public struct DemoRunner {
         let fake = try GraphFake(scenario: scenario, now: plan.start)
         defer { fake.stop() }
         let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
+        let erasureKey = try ErasureKey.openOrCreate(keyFile: home.appendingPathComponent("erasure.key"))
         let graph = GraphClient(transport: try CurlHTTPClient(logger: quiet),
                                 configuration: .init(baseURL: fake.baseURL, apiVersion: scenario.apiVersion, appSecret: scenario.appSecret),
                                 logger: quiet, sleeper: TaskSleeper())
@@ -107,7 +108,8 @@ public struct DemoRunner {
         let connections = ConnectionStore(database)
         let connector = Connector(graph: graph, repository: connections, sealer: vault, settings: settings, logger: quiet)
         let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(database),
-                             archiver: TarArchiver(home: home, folder: pipeline.archive.folder, compression: .zstd), sealer: vault, pipeline: pipeline,
+                             archiver: TarArchiver(home: home, folder: pipeline.archive.folder, compression: .zstd), sealer: vault,
+                             erasure: erasureKey, pipeline: pipeline,
                              settings: settings, spoolRoot: home.appendingPathComponent("spool"), host: "demo", logger: quiet)
 
         func dayLabel(_ date: Date) -> String {

@@ -11,7 +11,7 @@ struct ConnectionPass {
     let connections: any ConnectionRepository
     let leads: any LeadRepository
     let archiver: any RawArchiver
-    let sealer: any TokenSealer
+    let erasure: any ErasureHasher
     let pipeline: Pipeline
     let spoolRoot: URL
     let logger: Logger
@@ -130,8 +130,7 @@ struct ConnectionPass {
             ($0.id, LeadContext(instance: record.instance, connectionID: record.id, pageID: record.pageID, formID: $0.id, formName: $0.name))
         }, uniquingKeysWith: { first, _ in first })
         return try LeadSpool(folder: folder, transformer: LeadTransformer(pipeline: pipeline), contexts: contexts,
-                             erased: ErasureList(hashes: try await leads.erasureHashes(instance: record.instance),
-                                                 hash: { [sealer] in sealer.erasureHash($0) }),
+                             erased: try ErasureList(tombstones: try await leads.erasureHashes(instance: record.instance), hasher: erasure),
                              now: now)
     }
 

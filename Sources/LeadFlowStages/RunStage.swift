@@ -13,20 +13,30 @@ public struct RunStage: Sendable {
     let leads: any LeadRepository
     let archiver: any RawArchiver
     let sealer: any TokenSealer
+    /// Hashes leads against the erasure tombstones: erased people are never spooled.
+    let erasure: any ErasureHasher
     let pipeline: Pipeline
     let settings: ValidationSettings
     let spoolRoot: URL
     let host: String
     let logger: Logger
+    /// How long a run row counts as alive without a renewal (`RunLedger`).
+    let runLease: Duration
+    /// Renews the run's lease (nil: `leads`).
+    let leaseKeeper: (any LeadRepository)?
     /// Set for `leadflow run` and `backfill --all`: connections are claimed from the work
     /// queue by lanes of their own, so many processes share the work. Nil: this stage's
     /// one session takes every connection in order.
     let crew: Crew?
 
     public init(graph: GraphClient, connections: any ConnectionRepository, leads: any LeadRepository, archiver: any RawArchiver,
-                sealer: any TokenSealer, pipeline: Pipeline, settings: ValidationSettings, spoolRoot: URL,
-                host: String = ProcessIdentity.current.processSpace, logger: Logger = Logger(label: "leadflow.run"), crew: Crew? = nil) {
+                sealer: any TokenSealer, erasure: any ErasureHasher, pipeline: Pipeline, settings: ValidationSettings, spoolRoot: URL,
+                host: String = ProcessIdentity.current.processSpace, logger: Logger = Logger(label: "leadflow.run"), crew: Crew? = nil,
+                runLease: Duration = .seconds(120), leaseKeeper: (any LeadRepository)? = nil) {
         self.crew = crew
+        self.erasure = erasure
+        self.runLease = runLease
+        self.leaseKeeper = leaseKeeper
         self.graph = graph
         self.connections = connections
         self.leads = leads
@@ -40,18 +50,22 @@ public struct RunStage: Sendable {
     }
 
     var pass: ConnectionPass {
-        ConnectionPass(graph: graph, connections: connections, leads: leads, archiver: archiver, sealer: sealer, pipeline: pipeline,
+        ConnectionPass(graph: graph, connections: connections, leads: leads, archiver: archiver, erasure: erasure, pipeline: pipeline,
                        spoolRoot: spoolRoot, logger: logger)
     }
 
-    var sweeper: RunSweeper { RunSweeper(leads: leads, spoolRoot: spoolRoot, host: host, logger: logger) }
+    var sweeper: RunSweeper { RunSweeper(leads: leads, archiver: archiver, spoolRoot: spoolRoot, host: host, logger: logger) }
+
+    func ledger(_ kind: RunKind, now: Date) -> RunLedger {
+        RunLedger(kind: kind, pipeline: pipeline.name, host: host, now: now, lease: runLease, keeper: leaseKeeper ?? leads)
+    }
 
     /// The scheduled batch. A connection reauthenticated after a void period is backfilled
     /// first (in a run of kind `backfill`), unless the pipeline turns that off.
     public func run(now: Date, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
-        try await sweeper.sweep(now: now)
-        let scheduled = RunLedger(kind: .scheduled, pipeline: pipeline.name, host: host, now: now)
-        let backfill = RunLedger(kind: .backfill, pipeline: pipeline.name, host: host, now: now)
+        _ = try await sweeper.sweep(now: now)
+        let scheduled = ledger(.scheduled, now: now)
+        let backfill = ledger(.backfill, now: now)
         _ = try await scheduled.id(leads)
         do {
             let (summaries, timings) = try await eachHealthyConnection(kind: .scheduled, try await connections.all(), now: now, progress: progress) {
@@ -87,8 +101,8 @@ public struct RunStage: Sendable {
     /// extract → archive → load path as a run.
     public func backfill(labels: [String]?, window: LeadWindow?, now: Date,
                          progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> Summary {
-        try await sweeper.sweep(now: now)
-        let ledger = RunLedger(kind: .backfill, pipeline: pipeline.name, host: host, now: now)
+        _ = try await sweeper.sweep(now: now)
+        let ledger = ledger(.backfill, now: now)
         let runID = try await ledger.id(leads)
         do {
             var records = try await connections.all()

@@ -54,6 +54,13 @@ public struct ConnectionStore: ConnectionRepository {
             try db.transaction { db in
                 let existing = try db.query("SELECT id, authenticator_user_id, label FROM connections WHERE instance = $1 AND page_id = $2 FOR UPDATE",
                                             [auth.instance, auth.pageID], label: "lock connection")
+                // Behind that lock, a `key rotate` that retired a key has committed: a token
+                // sealed under it now would open nowhere once its file is gone.
+                let retired = try db.query("SELECT key_id FROM retired_token_keys WHERE key_id = $1 OR key_id = $2",
+                                           [auth.tokenKeyID, auth.notifyAddress?.keyID], label: "retired token keys")
+                guard retired.count == 0 else {
+                    throw VaultError(kind: .keyRetired, message: "the token key was rotated while this command ran (key \(try retired[0].string(0) ?? "?") is retired); run it again")
+                }
                 let id: Int64
                 var previous: String?
                 var closed: VoidPeriod?

@@ -49,13 +49,13 @@ public struct ErasureStore: ErasureRepository {
         }
     }
 
-    public func addTombstones(_ tombstones: [(kind: String, hash: String)], instance: String?, at: Date) async throws {
+    public func addTombstones(_ tombstones: [(kind: String, hash: String)], keyID: String, instance: String?, at: Date) async throws {
         try await session.run { db in
             for tombstone in tombstones {
                 try db.query("""
-                    INSERT INTO erasures (subject_kind, subject_hash, instance, requested_at) VALUES ($1, $2, $3, $4)
+                    INSERT INTO erasures (subject_kind, subject_hash, instance, requested_at, key_id) VALUES ($1, $2, $3, $4, $5)
                     ON CONFLICT (subject_kind, subject_hash, coalesce(instance, '')) DO NOTHING
-                    """, [tombstone.kind, tombstone.hash, instance, at], label: "add tombstone")
+                    """, [tombstone.kind, tombstone.hash, instance, at, keyID], label: "add tombstone")
             }
         }
     }
@@ -81,9 +81,33 @@ public struct ErasureStore: ErasureRepository {
         }
     }
 
-    public func supersededArchivePaths() async throws -> [String] {
+    public func pendingErasures() async throws -> [PendingArchiveErasure] {
         try await session.run { db in
-            try db.query("SELECT path FROM archives WHERE superseded_by IS NOT NULL", label: "superseded archives").all.map { try $0.string(0)! }
+            var byArchive: [Int64: PendingArchiveErasure] = [:]
+            var order: [Int64] = []
+            for row in try db.query("""
+                SELECT p.archive_id, a.path, c.label, p.reason, p.requested_at, p.key_id, p.hashes
+                FROM erasure_pending p JOIN archives a ON a.id = p.archive_id JOIN connections c ON c.id = a.connection_id
+                ORDER BY p.id
+                """, label: "pending erasures").all {
+                let archiveID = Int64(try row.int(0)!)
+                var hashes = byArchive[archiveID]?.hashes ?? [:]
+                // Hex hashes: the text[] literal has no quoting to undo.
+                hashes[try row.string(5)!, default: []].formUnion(parseTextArray(try row.string(6) ?? "{}"))
+                let first = byArchive[archiveID]
+                if first == nil { order.append(archiveID) }
+                let requested = try row.date(4)!
+                // The latest reason (the archive may have moved from missing to unreadable), the first instant.
+                byArchive[archiveID] = PendingArchiveErasure(archiveID: archiveID, path: try row.string(1)!, connection: try row.string(2)!,
+                                                             reason: try row.string(3)!, since: first?.since ?? requested, hashes: hashes)
+            }
+            return order.map { byArchive[$0]! }
+        }
+    }
+
+    public func clearPendingErasures(archiveID: Int64) async throws {
+        try await session.run { db in
+            _ = try db.query("DELETE FROM erasure_pending WHERE archive_id = $1", [archiveID], label: "pending erasures done")
         }
     }
 
@@ -100,12 +124,17 @@ public struct ErasureStore: ErasureRepository {
                 guard superseded.count == 1 else { throw ArchiveAlreadySuperseded(archiveID: oldID) }
                 try db.query("UPDATE leads SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint leads")
                 try db.query("UPDATE lead_rejections SET archive_id = $2 WHERE archive_id = $1", [oldID, newID], label: "repoint rejections")
+                // The rewrite took out what erasures pending on the old archive were waiting for.
+                try db.query("DELETE FROM erasure_pending WHERE archive_id = $1", [oldID], label: "pending erasures done")
             }
         }
     }
 
-    public func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int) async throws -> (leads: Int, rejections: Int) {
-        try await session.run { db in
+    public func deleteLeads(_ ids: Set<String>, instance: String?, tombstones: [String], archivesRewritten: Int,
+                            pending: [(archiveID: Int64, reason: String)], pendingHashes: Set<String>, keyID: String,
+                            at: Date) async throws -> (leads: Int, rejections: Int) {
+        let hashes = pendingHashes.sorted()
+        return try await session.run { db in
             try db.transaction { db in
                 let array = Array(ids)
                 let leads = try db.query("""
@@ -127,6 +156,11 @@ public struct ErasureStore: ErasureRepository {
                     UPDATE erasures SET leads_deleted = leads_deleted + $2, archives_rewritten = archives_rewritten + $3
                     WHERE subject_hash = ANY($1)
                     """, [tombstones, leads + rejections, archivesRewritten], label: "count erasure")
+                for archive in pending where !hashes.isEmpty {
+                    try db.query("""
+                        INSERT INTO erasure_pending (archive_id, key_id, hashes, reason, requested_at) VALUES ($1, $2, $3, $4, $5)
+                        """, [archive.archiveID, keyID, hashes, archive.reason, at], label: "record pending erasure")
+                }
                 return (leads, rejections)
             }
         }

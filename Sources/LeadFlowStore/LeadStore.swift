@@ -40,11 +40,21 @@ public struct LeadStore: LeadRepository {
     }
 
 
-    public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date) async throws -> Int64 {
+    public func startRun(kind: RunKind, pipeline: String, host: String, processID: Int32, startedAt: Date, upperBound: Date,
+                         lease: Duration) async throws -> Int64 {
         try await session.run { db in
             Int64(try db.query("""
-                INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-                """, [kind.rawValue, pipeline, host, "pid:\(processID)", startedAt, upperBound], label: "start run")[0].int(0)!)
+                INSERT INTO runs (kind, pipeline, host, worker_id, started_at, upper_bound, lease_until)
+                VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp() + $7 * interval '1 millisecond') RETURNING id
+                """, [kind.rawValue, pipeline, host, "pid:\(processID)", startedAt, upperBound, lease.milliseconds], label: "start run")[0].int(0)!)
+        }
+    }
+
+    public func renewRunLease(_ runID: Int64, lease: Duration) async throws {
+        try await session.run { db in
+            _ = try db.query("""
+                UPDATE runs SET lease_until = clock_timestamp() + $2 * interval '1 millisecond' WHERE id = $1 AND status = 'running'
+                """, [runID, lease.milliseconds], label: "renew run lease")
         }
     }
 
@@ -181,13 +191,51 @@ public struct LeadStore: LeadRepository {
         }
     }
 
-    public func runningRuns(host: String?) async throws -> [(id: Int64, processID: Int32?)] {
+    public func runningRuns() async throws -> [RunningRun] {
         try await session.run { db in
-            try db.query("SELECT id, worker_id FROM runs WHERE status = 'running' AND ($1::text IS NULL OR host = $1)", [host],
-                         label: "running runs").all.map { row in
-                let worker = try row.string(1)
-                return (Int64(try row.int(0)!), worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil })
+            try db.query("""
+                SELECT id, host, worker_id, coalesce(lease_until < clock_timestamp(), false) FROM runs WHERE status = 'running' ORDER BY id
+                """, label: "running runs").all.map { row in
+                let worker = try row.string(2)
+                return RunningRun(id: Int64(try row.int(0)!), host: try row.string(1)!,
+                                  processID: worker.flatMap { $0.hasPrefix("pid:") ? Int32($0.dropFirst(4)) : nil },
+                                  leaseLapsed: try row.bool(3) ?? false)
             }
+        }
+    }
+
+    public func runsToSweep() async throws -> [Int64] {
+        try await session.run { db in
+            try db.query("SELECT id FROM runs WHERE status IN ('failed', 'abandoned') AND swept_at IS NULL ORDER BY id",
+                         label: "runs to sweep").all.map { Int64(try $0.int(0)!) }
+        }
+    }
+
+    public func markSwept(_ runIDs: [Int64], at: Date) async throws {
+        guard !runIDs.isEmpty else { return }
+        try await session.run { db in
+            _ = try db.query("UPDATE runs SET swept_at = greatest($2, started_at) WHERE id = ANY($1::bigint[])",
+                             [runIDs.map(String.init), at], label: "mark runs swept")
+        }
+    }
+
+    public func archivePaths() async throws -> [String: Bool] {
+        try await session.run { db in
+            Dictionary(try db.query("SELECT path, superseded_by IS NOT NULL FROM archives", label: "archive paths").all.map {
+                (try $0.string(0)!, try $0.bool(1) ?? false)
+            }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    public func tryLockErasures() async throws -> Bool {
+        try await session.run { db in
+            try db.query("SELECT pg_try_advisory_lock($1, 0)", [Int(ErasureStore.erasureLockSpace)], label: "try the erasure lock")[0].bool(0) ?? false
+        }
+    }
+
+    public func unlockErasures() async throws {
+        try await session.run { db in
+            _ = try db.query("SELECT pg_advisory_unlock($1, 0)", [Int(ErasureStore.erasureLockSpace)], label: "unlock erasures")
         }
     }
 
@@ -525,10 +573,14 @@ public struct LeadStore: LeadRepository {
         return (try result.int(0) ?? 0, try result.int(1) ?? 0)
     }
 
-    public func erasureHashes(instance: String) async throws -> Set<String> {
+    public func erasureHashes(instance: String) async throws -> [String: Set<String>] {
         try await session.run { db in
-            Set(try db.query("SELECT subject_hash FROM erasures WHERE instance IS NULL OR instance = $1", [instance],
-                             label: "erasure tombstones").all.map { try $0.string(0)! })
+            var byKey: [String: Set<String>] = [:]
+            for row in try db.query("SELECT key_id, subject_hash FROM erasures WHERE instance IS NULL OR instance = $1", [instance],
+                                    label: "erasure tombstones").all {
+                byKey[try row.string(0)!, default: []].insert(try row.string(1)!)
+            }
+            return byKey
         }
     }
 

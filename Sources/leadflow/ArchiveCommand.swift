@@ -43,14 +43,26 @@ extension LeadFlow {
         struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Check archives end to end: the file's SHA-256 against the database, every member against the manifest.",
-                discussion: "Pruned archives (their file removed on purpose) are not checked. Exit 1 when any archive fails.\n\nExamples:\n  leadflow archive verify --all\n  leadflow archive verify --all --json | jq '.failed'\n  leadflow archive verify .leadflow/archives/acme/1001/run-7.tar.zst")
+                discussion: """
+                    Pruned archives (their file removed on purpose) are not checked. With --repair (implies --all), first what killed runs and erasures left is removed (spool folders of runs that are over, archive files no row points at, `.partial-*` files, files of superseded archives), and erasures pending on archives this host can read are finished.
+
+                    Exit codes: 0 every archive verifies; 1 one does not (or is not on this host); 2 with --repair, erasures still wait on archives another host holds (they are listed).
+
+                    Examples:
+                      leadflow archive verify --all
+                      leadflow archive verify --all --json | jq '.failed'
+                      leadflow archive verify --repair
+                      leadflow archive verify .leadflow/archives/acme/1001/run-7.tar.zst
+                    """)
             @OptionGroup var common: CommonOptions
+            @OptionGroup var pipelineOption: PipelineOption
             @Flag(help: "Verify every archive the database lists.") var all = false
             @Flag(help: "Print the outcome as JSON on stdout.") var json = false
+            @Flag(help: "Remove what killed runs and erasures left, and finish pending erasures, then verify every archive.") var repair = false
             @Argument(help: "Archive files to verify (without --all).") var files: [String] = []
 
             func validate() throws {
-                if all == !files.isEmpty { throw ValidationError("give either --all or archive files") }
+                if (all || repair) == !files.isEmpty { throw ValidationError("give either --all (or --repair) or archive files") }
             }
 
             struct Checked: Encodable {
@@ -63,9 +75,16 @@ extension LeadFlow {
             func run() async throws {
                 common.bootstrapLogging()
                 var targets: [(URL, String?)] = files.map { (URL(fileURLWithPath: $0), nil) }
-                if all {
+                var pending: [PendingArchiveErasure] = []
+                if all || repair {
                     do {
-                        let wiring = try await Wiring()
+                        let wiring = try await Wiring(pipeline: try pipelineOption.load())
+                        if repair {
+                            let repaired = try await wiring.eraser().repair(now: wiring.now)
+                            Output.say("repair: removed \(repaired.leftoversRemoved) spool folder\(repaired.leftoversRemoved == 1 ? "" : "s") and archive file\(repaired.leftoversRemoved == 1 ? "" : "s") killed runs or erasures had left; "
+                                       + "\(repaired.rawLeadsRemoved) raw lead\(repaired.rawLeadsRemoved == 1 ? "" : "s") of erased people removed from \(repaired.archivesRewritten) pending archive\(repaired.archivesRewritten == 1 ? "" : "s")\n")
+                            pending = repaired.pending
+                        }
                         let home = try wiring.environment.home
                         targets = try await ArchiveStore(wiring.database).onDisk().map { (home.appendingPathComponent($0.path), $0.sha256) }
                     } catch {
@@ -93,7 +112,9 @@ extension LeadFlow {
                     }
                     try printJSON(Answer(archives: checked, verified: checked.count - failures, failed: failures))
                 }
+                if !pending.isEmpty { reportPending(pending) }
                 if failures > 0 { throw ExitStatus.failure }
+                if !pending.isEmpty { throw ExitStatus.finishedWithGaps }
             }
         }
 

@@ -11,7 +11,7 @@ extension LeadFlow {
         static let configuration = CommandConfiguration(
             abstract: "Authenticate Facebook Pages into an Integrate instance (or reauthenticate them).",
             discussion: """
-                Reads the Connector Authenticator's access token from standard input (never from an argument: arguments are visible to every user of the machine). Needs LEADFLOW_APP_ID and LEADFLOW_APP_SECRET: a user token from the Facebook login dialog lasts an hour, so LeadFlow exchanges it once for a long-lived one (about 60 days), then takes each Page's own token from me/accounts. A Page token got that way never expires; only the Page tokens are kept, sealed with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600). The connection then lasts 90 days from now (Facebook's data access), with a reminder 15 days before.
+                Reads the Connector Authenticator's access token from standard input (never from an argument: arguments are visible to every user of the machine). Needs LEADFLOW_APP_ID and LEADFLOW_APP_SECRET: a user token from the Facebook login dialog lasts an hour, so LeadFlow exchanges it once for a long-lived one (about 60 days), then takes each Page's own token from me/accounts. A Page token got that way never expires; only the Page tokens are kept, sealed with AES-GCM (key file LEADFLOW_HOME/token.key, mode 0600). The first connect into a database with no connection creates that key and the erasure key beside it (erasure.key); no other command, and no later connect, creates either (docs/keys.md). The connection then lasts 90 days from now (Facebook's data access), with a reminder 15 days before.
 
                 Each Page must be reachable by the user with a task that allows leads, and the token must carry every required permission on that Page with lead access; otherwise that Page is refused with what the Facebook admin must do, and the other Pages go on. On an existing connection this is the reauthentication: it closes the open void period at this instant, and that window becomes due for backfill.
 
@@ -78,7 +78,7 @@ extension LeadFlow {
             do {
                 let token = try Self.readToken()
                 let wiring = try await Wiring(pipeline: try pipelineOption.load())
-                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try await wiring.vault(forFirstConnect: true),
+                let connector = Connector(graph: try wiring.graph(), repository: wiring.connections, sealer: try await wiring.custody.keysForConnect(now: wiring.now),
                                           settings: try wiring.validationSettings())
                 outcomes = try await connector.connectPages(.init(instance: instance, pages: allPages ? .all : .these(pages), label: name,
                                                                   token: token, notifyEmail: notifyEmail.flatMap(EmailAddress.init)),

@@ -64,6 +64,15 @@ struct Environment {
         get throws { try value("LEADFLOW_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? home.appendingPathComponent("token.key") }
     }
 
+    /// The key erasure tombstones are hashed under: `LEADFLOW_ERASURE_KEY_FILE`, else
+    /// `erasure.key` beside the token key (one folder, one backup, one Secret).
+    var erasureKeyFile: URL {
+        get throws {
+            try value("LEADFLOW_ERASURE_KEY_FILE").map { URL(fileURLWithPath: $0) }
+                ?? keyFile.deletingLastPathComponent().appendingPathComponent("erasure.key")
+        }
+    }
+
     /// `LEADFLOW_GRAPH_URL`, else the pipeline's base URL.
     func graphURL(default fallback: String = "https://graph.facebook.com") throws -> String {
         let url = value("LEADFLOW_GRAPH_URL") ?? fallback

@@ -20,8 +20,10 @@ enum ExitStatus {
         let message = (error as? any LeadFlowError)?.description ?? "\(error)"
         Output.problem("leadflow: \(URLRedaction.redact(message))")
         switch error {
+        case let vault as VaultError where vault.kind == .keyRetired:
+            return failure // a rotation ran meanwhile: running again works
         case is ConfigurationError, is ConnectRefusal, is VaultError, is PipelineFileError, is RunStage.UnknownConnection, is ValidationError,
-             is AppNotConfigured, is MissingKey:
+             is AppNotConfigured, is MissingKey, is ErasureKeyMismatch:
             return badInput
         case let cluster as EmbeddedClusterError where cluster.isConfiguration:
             return badInput

@@ -21,6 +21,9 @@ struct LeadFlow: AsyncParsableCommand {
                                       i.e. ~/.local/state/leadflow)
               LEADFLOW_KEY_FILE       the token key (default $LEADFLOW_HOME/token.key);
                                       only the first `connect` creates it
+              LEADFLOW_ERASURE_KEY_FILE
+                                      the erasure key (default erasure.key beside the
+                                      token key); only the first `connect` creates it
               LEADFLOW_LOG_LEVEL      the default of --log-level
               LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
               LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)
@@ -45,7 +48,7 @@ struct LeadFlow: AsyncParsableCommand {
             """,
         version: LeadFlowVersion.description,
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self,
-                      Notify.self, Notifications.self, Runs.self, Archive.self, Erase.self]
+                      Notify.self, Notifications.self, Runs.self, Archive.self, Erase.self, Key.self]
     )
 }
 

@@ -51,17 +51,23 @@ struct Wiring {
 
     var connections: ConnectionStore { ConnectionStore(database) }
 
+    /// Which key files this command may open or create (`KeyCustody`).
+    var custody: KeyCustody {
+        get throws { KeyCustody(session: database, tokenKeyFile: try environment.keyFile, erasureKeyFile: try environment.erasureKeyFile) }
+    }
+
     /// The token key. Only the first `connect` into a database with no connection creates
     /// it (`forFirstConnect`); any other command, and `connect` once connections exist, fails
     /// naming the path it expected: a key made silently later (another folder, another host,
     /// a lost volume) seals new tokens that no other run can open and leaves the old ones
     /// sealed under a key nobody has.
     func vault(forFirstConnect: Bool = false) async throws -> TokenVault {
-        let keyFile = try environment.keyFile
-        if FileManager.default.fileExists(atPath: keyFile.path) { return try TokenVault.open(keyFile: keyFile) }
-        let sealed = try await connections.sealedTokens()
-        if sealed.count == 0 && forFirstConnect { return try TokenVault.openOrCreate(keyFile: keyFile) }
-        throw MissingKey(path: keyFile.path, connections: sealed.count, keyID: sealed.keyID)
+        try await custody.tokenVault(forFirstConnect: forFirstConnect)
+    }
+
+    /// The erasure key, never made here (only the first `connect` makes one).
+    func erasureKey() async throws -> ErasureKey {
+        try await custody.erasureKey(now: now)
     }
 
     /// - Parameter usageBoard: shared with the other workers of the app (run and backfill).
@@ -87,6 +93,7 @@ struct Wiring {
         }
         let graph = try graph(usageBoard: board)
         let sealer = try await vault()
+        let erasure = try await erasureKey()
         let settings = try validationSettings()
         let spoolRoot = try environment.home.appendingPathComponent("spool")
         let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
@@ -103,13 +110,16 @@ struct Wiring {
                                  [String(lanePipeline.workers.statementTimeoutSeconds * 1000)], label: "statement timeout")
                 }
                 return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
-                                                 archiver: archiver, sealer: sealer, pipeline: lanePipeline, settings: settings,
-                                                 spoolRoot: spoolRoot),
+                                                 archiver: archiver, sealer: sealer, erasure: erasure, pipeline: lanePipeline,
+                                                 settings: settings, spoolRoot: spoolRoot),
                                  queue: WorkQueueStore(session))
             }, makeQueue: { WorkQueueStore(try PostgresSession(conninfo: laneConninfo, logger: laneLogger)) })
         }
+        // The run's lease is renewed on a session of its own: the command's may be in a long COPY.
+        let keeper = LeadStore(try PostgresSession(conninfo: conninfo, logger: logger))
         return RunStage(graph: graph, connections: connections, leads: LeadStore(database), archiver: archiver, sealer: sealer,
-                        pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew)
+                        erasure: erasure, pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew,
+                        runLease: workers?.lease ?? .seconds(pipeline.workers.leaseSeconds), leaseKeeper: keeper)
     }
 
     /// The outbox's notifier: the webhook over its own libcurl client, mail over SMTP
@@ -136,22 +146,4 @@ struct Wiring {
 
 func days(_ interval: TimeInterval) -> String {
     String(format: "%.1f", interval / 86_400)
-}
-
-/// The token key file is missing where a command expects it (exit 64).
-struct MissingKey: LeadFlowError {
-    let path: String
-    let connections: Int
-    let keyID: String?
-    var code: String { "secrets.key_missing" }
-    var disposition: Disposition { .fatal }
-    var description: String {
-        if connections == 0 {
-            return "\(code): there is no token key at \(path); only the first `leadflow connect` creates one. "
-                + "If other hosts already run LeadFlow, point LEADFLOW_HOME or LEADFLOW_KEY_FILE at their key instead"
-        }
-        return "\(code): there is no token key at \(path), but the database holds \(connections) connection\(connections == 1 ? "" : "s") "
-            + "sealed with key \(keyID ?? "?"): restore that key file there, or point LEADFLOW_HOME or LEADFLOW_KEY_FILE at it "
-            + "(a new key could not open their tokens)"
-    }
 }

@@ -81,12 +81,13 @@ import Yams
         }
     }
 
-    /// Plays kubelet with the manifest's numbers: the Secret's key file root-owned with its
-    /// defaultMode (plus group read and the fsGroup, as kubelet does when fsGroup is set),
-    /// the emptyDir group-owned by fsGroup; then the init container's own command and
-    /// `leadflow check` run as runAsUser:runAsGroup with fsGroup as supplementary group,
-    /// with the mount paths mapped to folders here. check opens the key (exit 0); the
-    /// mounted Secret file itself is refused, which is why the init container exists.
+    /// Plays kubelet with the manifest's numbers: the Secret's key files (token and erasure
+    /// key) root-owned with its defaultMode (plus group read and the fsGroup, as kubelet does
+    /// when fsGroup is set), the emptyDir group-owned by fsGroup; then the init container's
+    /// own command, `leadflow check` and `leadflow erase` run as runAsUser:runAsGroup with
+    /// fsGroup as supplementary group, with the mount paths mapped to folders here. check
+    /// opens the token key and erase the erasure key (exit 0); the mounted Secret file
+    /// itself is refused, which is why the init container exists.
     @Test func theCronJobsPodReadsItsKeyAsItsOwnUser() async throws {
         try #require(getuid() == 0, "this test plays kubelet (chown) and the pod's user (setpriv): run the suite as root (CI does)")
         let pod = try #require(try dig(try cronJob(), "spec.jobTemplate.spec.template.spec") as? [String: Any])
@@ -154,9 +155,13 @@ import Yams
         let secretMount = try #require(initMounts.first { $0["name"] as? String == secretVolume["name"] as? String }?["mountPath"] as? String,
                                        "no init container mounts the Secret")
         let mountedKey = mapped(secretMount + "/" + keyFileName)
-        try FileManager.default.copyItem(atPath: setup.appendingPathComponent("token.key").path, toPath: mountedKey)
-        chown(mountedKey, 0, gid_t(fsGroup ?? 0))
-        chmod(mountedKey, mode_t(fsGroup == nil ? mode : mode | 0o440))
+        let erasureItem = (secret["items"] as? [[String: Any]])?.first { $0["key"] as? String == "erasure.key" }
+        let mountedErasureKey = mapped(secretMount + "/" + (erasureItem?["path"] as? String ?? "erasure.key"))
+        for (file, mounted) in [("token.key", mountedKey), ("erasure.key", mountedErasureKey)] {
+            try FileManager.default.copyItem(atPath: setup.appendingPathComponent(file).path, toPath: mounted)
+            chown(mounted, 0, gid_t(fsGroup ?? 0))
+            chmod(mounted, mode_t(fsGroup == nil ? mode : mode | 0o440))
+        }
 
         // The container's processes: runAsUser, runAsGroup, and fsGroup as a supplementary group.
         let groups = Set([gid] + (fsGroup.map { [$0] } ?? [])).map(String.init).joined(separator: ",")
@@ -172,6 +177,10 @@ import Yams
         let check = try await runProgram("/usr/bin/setpriv", asPodUser + [LeadFlowBinary.path, "check"], environment: environment, in: root)
         #expect(check.status == 0, "\(check.stderr)")
         #expect(check.stderr.contains("acme-1001") && check.stderr.contains("healthy"), "\(check.stderr)")
+        // The erasure key's copy, beside the token key's, is the pod user's to read too.
+        let erase = try await runProgram("/usr/bin/setpriv", asPodUser + [LeadFlowBinary.path, "erase", "--lead", "1"], environment: environment,
+                                         in: root)
+        #expect(erase.status == 0, "\(erase.stderr)")
 
         // The Secret file as mounted: readable by the pod's user, and refused by the vault.
         environment["LEADFLOW_KEY_FILE"] = mountedKey

@@ -112,21 +112,33 @@ import Testing
         }
     }
 
-    /// Only the first connect into a database with no connection makes the key; every
-    /// other command, and connect once connections exist, names the path it expected.
+    /// Only the first connect into a database with no connection makes the keys (the token
+    /// key and the erasure key beside it); every other command, and connect once connections
+    /// exist, names the path it expected.
     @Test func aMissingTokenKeyIsMadeOnlyByTheFirstConnect() async throws {
-        for command in [["check"], ["run"], ["backfill", "--all"], ["erase", "--lead", "1"]] {
+        let erasureKeyFile = home.appendingPathComponent("erasure.key")
+        for command in [["check"], ["run"], ["backfill", "--all"]] {
             let result = try await leadflow(command)
             #expect(result.status == 64, "\(command): \(result.stderr)")
             #expect(result.stderr.contains("there is no token key at \(keyFile.path); only the first `leadflow connect` creates one"),
                     "\(command): \(result.stderr)")
         }
+        // erase needs only the erasure key.
+        let erase = try await leadflow(["erase", "--lead", "1"])
+        #expect(erase.status == 64, "\(erase.stderr)")
+        #expect(erase.stderr.contains("there is no erasure key at \(erasureKeyFile.path); only the first `leadflow connect` creates one"),
+                "\(erase.stderr)")
         #expect(!FileManager.default.fileExists(atPath: keyFile.path))
+        #expect(!FileManager.default.fileExists(atPath: erasureKeyFile.path))
 
         let first = try await connect("1001")
         #expect(first.status == 0, "\(first.stderr)")
-        let mode = try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        for file in [keyFile, erasureKeyFile] {
+            let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file.path)")
+        }
+        // Two keys, not one derived from the other: different bytes.
+        #expect(try Data(contentsOf: keyFile) != Data(contentsOf: erasureKeyFile))
         let keyID = try PostgresConnection(conninfo: databaseURL).query("SELECT token_key_id FROM connections")[0].string(0)!
 
         // The key is lost (another folder, a new volume): nothing makes a new one now.

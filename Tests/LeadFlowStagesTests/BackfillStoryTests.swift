@@ -60,7 +60,8 @@ import Testing
         var pipeline = Pipeline(name: "story")
         pipeline.defaultSource = "facebook"
         let stage = RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
-                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline, settings: settings,
+                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, erasure: ErasureKey.random(), pipeline: pipeline,
+                             settings: settings,
                              spoolRoot: home.appendingPathComponent("spool"), host: "story-host")
         return World(fake: fake, db: db, connector: Connector(graph: graph, repository: ConnectionStore(session), sealer: vault, settings: settings),
                      stage: stage, pipeline: pipeline)

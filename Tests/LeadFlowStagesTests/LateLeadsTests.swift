@@ -54,7 +54,7 @@ import Testing
         var pipeline = Pipeline(name: "late")
         pipeline.defaultSource = "facebook"
         let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(session),
-                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline,
+                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, erasure: ErasureKey.random(), pipeline: pipeline,
                              settings: settings, spoolRoot: home.appendingPathComponent("spool"))
         return World(fake: fake, db: db, session: session, stage: stage)
     }
@@ -142,7 +142,8 @@ import Testing
         let world = try await world(scenario, now: t0)
         _ = try await world.stage.run(now: t0)
         let victim = try #require(world.fake.leads(ofForm: "30001").dropFirst(40).first?.id)
-        let deleted = try await ErasureStore(world.session).deleteLeads([victim], instance: "acme", tombstones: [], archivesRewritten: 0)
+        let deleted = try await ErasureStore(world.session).deleteLeads([victim], instance: "acme", tombstones: [], archivesRewritten: 0,
+                                                                        pending: [], pendingHashes: [], keyID: "test", at: t0)
         #expect(deleted.leads == 1)
         world.fake.addLeads([GraphLead(id: "30001888888", createdTime: UTCTime.iso8601(t0.addingTimeInterval(60)),
                                        fieldData: [.init(name: "email", values: ["new@lead.io"])], formID: "30001")], toForm: "30001")

@@ -63,7 +63,7 @@ import Testing
         var pipeline = Pipeline(name: "test")
         pipeline.defaultSource = "facebook"
         let stage = RunStage(graph: graph, connections: connections, leads: LeadStore(session),
-                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, pipeline: pipeline,
+                             archiver: TarArchiver(home: home, compression: .zstd), sealer: vault, erasure: ErasureKey.random(), pipeline: pipeline,
                              settings: settings, spoolRoot: home.appendingPathComponent("spool"))
         return World(fake: fake, db: db, home: home, stage: stage, pipeline: pipeline)
     }

@@ -65,7 +65,8 @@ import Testing
 
         // The backfill: leads created inside the period, now loaded, are what it recovered.
         let leads = LeadStore(session)
-        let run = try await leads.startRun(kind: .backfill, pipeline: "test", host: "test", processID: 1, startedAt: Self.day(100), upperBound: Self.day(100))
+        let run = try await leads.startRun(kind: .backfill, pipeline: "test", host: "test", processID: 1, startedAt: Self.day(100), upperBound: Self.day(100),
+                                              lease: .seconds(120))
         try await insertLeads(connectionID: id, runID: run, createdAt: [Self.day(89), Self.day(92), Self.day(95), Self.day(99.9), Self.day(101)])
         let period = try #require(reauthenticated.closedVoidPeriod)
         try await leads.markBackfilled(voidPeriodID: period.id, runID: run, at: Self.day(100.1))
