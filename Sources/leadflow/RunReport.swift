@@ -99,7 +99,7 @@ struct RunSummaryJSON: Encodable {
         let instance: String?
         let job, state: String
         let detail: String?
-        let pages, inserted, updated, unchanged, rejected, erased, graph_requests, rate_limit_waits: Int
+        let pages, inserted, updated, unchanged, rejected, erased, late, missing, graph_requests, rate_limit_waits: Int
         let graph_errors: [String: Int]
         let rate_limit_wait_seconds: Double
         let seconds: Seconds
@@ -107,7 +107,7 @@ struct RunSummaryJSON: Encodable {
         let forms: [Form]
     }
     struct Totals: Encodable {
-        let connections, pages, inserted, updated, unchanged, rejected, erased, graph_requests, rate_limit_waits, archives: Int
+        let connections, pages, inserted, updated, unchanged, rejected, erased, late, missing, graph_requests, rate_limit_waits, archives: Int
         let graph_errors: [String: Int]
         let rate_limit_wait_seconds: Double
         let archive_bytes: Int64
@@ -130,13 +130,14 @@ struct RunSummaryJSON: Encodable {
         let archives = summary.connections.compactMap(\.archive)
         totals = Totals(connections: Set(summary.connections.map(\.label)).count, pages: summary.connections.reduce(0) { $0 + $1.pages },
                         inserted: counts.inserted, updated: counts.updated, unchanged: counts.unchanged, rejected: counts.rejected,
-                        erased: counts.erased, graph_requests: graph.requests, rate_limit_waits: graph.rateLimitWaits, archives: archives.count,
+                        erased: counts.erased, late: counts.late, missing: counts.missing, graph_requests: graph.requests, rate_limit_waits: graph.rateLimitWaits, archives: archives.count,
                         graph_errors: graph.errors, rate_limit_wait_seconds: graph.rateLimitWaitSeconds,
                         archive_bytes: archives.reduce(0) { $0 + $1.bytes })
         connections = summary.connections.map { pass in
             Pass(connection: pass.label, instance: pass.instance, job: pass.job.description, state: pass.stateName, detail: pass.stateDetail,
                  pages: pass.pages, inserted: pass.counts.inserted, updated: pass.counts.updated, unchanged: pass.counts.unchanged,
-                 rejected: pass.counts.rejected, erased: pass.counts.erased, graph_requests: pass.graph.requests,
+                 rejected: pass.counts.rejected, erased: pass.counts.erased, late: pass.counts.late, missing: pass.counts.missing,
+                 graph_requests: pass.graph.requests,
                  rate_limit_waits: pass.graph.rateLimitWaits, graph_errors: pass.graph.errors,
                  rate_limit_wait_seconds: pass.graph.rateLimitWaitSeconds, seconds: Seconds(pass.timings),
                  archive: pass.archive.map { Archive(id: $0.id, path: $0.path, bytes: $0.bytes) },
