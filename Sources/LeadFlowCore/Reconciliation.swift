@@ -33,15 +33,19 @@ public struct FormReconciliation: Sendable, Equatable {
     /// nothing is not counted again.
     public var facebook: Int
     public var held: Int
+    /// Since when the counts have disagreed (nil: they agree).
+    public var shortSince: Date?
     /// The last time deeper windows were read again, and the last time back to the retention.
     public var rereadAt: Date?
     public var deepestRereadAt: Date?
 
-    public init(formID: String, checkedAt: Date, facebook: Int, held: Int, rereadAt: Date? = nil, deepestRereadAt: Date? = nil) {
+    public init(formID: String, checkedAt: Date, facebook: Int, held: Int, shortSince: Date? = nil, rereadAt: Date? = nil,
+                deepestRereadAt: Date? = nil) {
         self.formID = formID
         self.checkedAt = checkedAt
         self.facebook = facebook
         self.held = held
+        self.shortSince = shortSince
         self.rereadAt = rereadAt
         self.deepestRereadAt = deepestRereadAt
     }
@@ -51,8 +55,13 @@ public struct FormReconciliation: Sendable, Equatable {
 
 /// When and how deep a form with missing leads is read again.
 public struct ReconciliationPolicy: Sendable, Equatable {
-    /// At most one re-read of a form per this many seconds (issue 18: once an hour).
+    /// At most one re-read of a form per this many seconds (issue 18: once an hour)…
     public var rereadEvery: TimeInterval = 3_600
+    /// …while the shortfall is younger than this; then once a day (`deepestEvery`). Graph's
+    /// late indexing is hours, not days: a form that stays short for two days holds leads
+    /// Facebook counts but does not return, and re-reading it hourly (a big form's 48 hours,
+    /// archived again each time) would cost without end.
+    public var hourlyFor: TimeInterval = 48 * 3_600
     /// The windows read again, newest first, each reaching this far behind the run: the
     /// first ones cover the indexing delays seen (hours); the last reaches Facebook's retention.
     public var depths: [TimeInterval] = [6 * 3_600, 48 * 3_600, ReconciliationPolicy.retention]
@@ -69,7 +78,9 @@ public struct ReconciliationPolicy: Sendable, Equatable {
     public func isDue(_ tally: FormTally, last: FormReconciliation?, now: Date) -> Bool {
         guard tally.missing > 0 else { return false }
         guard let rereadAt = last?.rereadAt else { return true }
-        return now.timeIntervalSince(rereadAt) >= rereadEvery
+        let shortSince = last?.shortSince ?? now
+        let every = now.timeIntervalSince(shortSince) < hourlyFor ? rereadEvery : deepestEvery
+        return now.timeIntervalSince(rereadAt) >= every
     }
 
     /// The windows to read again, newest first: from where the scheduled window began back

@@ -619,7 +619,10 @@ public final class GraphFake: @unchecked Sendable {
             let unindexed = scenario.countsLeadsBeforeIndexing
                 ? (unindexedByForm[form.id] ?? []).filter { ($0.lead.createdAt ?? .distantFuture) <= clock }.count : 0
             return String(visibleLeads(form.id).count + form.expiredLeadsCount + unindexed)
-        case "organic_leads_count": return String(visibleLeads(form.id).filter { $0.isOrganic == true }.count)
+        case "organic_leads_count":
+            let unindexed = scenario.countsLeadsBeforeIndexing
+                ? (unindexedByForm[form.id] ?? []).filter { ($0.lead.createdAt ?? .distantFuture) <= clock && $0.lead.isOrganic == true }.count : 0
+            return String(visibleLeads(form.id).filter { $0.isOrganic == true }.count + unindexed)
         case "expired_leads_count": return String(form.expiredLeadsCount)
         case "page_id": return JSONText.quoted(pageID)
         case "page": return #"{"name":\#(JSONText.quoted(page?.name ?? "")),"id":\#(JSONText.quoted(pageID))}"#

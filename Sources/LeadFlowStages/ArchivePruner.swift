@@ -29,7 +29,8 @@ public struct ArchivePruner: Sendable {
         public var bytes_freed: Int64 = 0
         /// Older than the cutoff, kept: they hold rejected leads Integrate never loaded.
         public var kept = 0
-        /// Recorded, but their file was gone already: marked pruned too.
+        /// Recorded, but their file is not on this host (another host's disk, or lost): left
+        /// listed, not marked pruned, so an erasure still finds them (pending where unreadable).
         public var already_missing = 0
         /// Files of earlier prunes that were still on disk, removed now.
         public var leftovers_removed = 0
@@ -66,7 +67,9 @@ public struct ArchivePruner: Sendable {
         outcome.bytes_freed = removing.reduce(0) { $0 + $1.bytes }
         guard !dryRun else { return outcome }
         try await repository.recordPrune(ArchivePruneRecord(
-            cutoff: cutoff, at: now, host: host, removed: (removing + missing).map(\.id), bytes: outcome.bytes_freed, kept: kept,
+            // A file this host does not see may be on another host's disk: marked pruned, an
+            // erasure would skip it and leave the person there. It stays listed for a host that sees it.
+            cutoff: cutoff, at: now, host: host, removed: removing.map(\.id), bytes: outcome.bytes_freed, kept: kept,
             alreadyMissing: missing.count, refused: outcome.refused.count))
         for archive in removing { try await archiver.remove(archive.path) }
         return outcome

@@ -213,6 +213,7 @@ struct ConnectionPass {
             if !job.kind.isBackfill, rows == nil || (rows!.rows == 0 && rows!.rejections.isEmpty && rows!.withheld.isEmpty && rows!.newest == nil) {
                 continue // nothing read: no transaction
             }
+            try Task.checkCancellation() // the pass's time limit ends it between windows
             result.formCounts[formID] = try await leads.loadWindow(batch)
             PassLiveness.tick()
         }
@@ -297,6 +298,7 @@ struct ConnectionPass {
             reconciliation.checkedAt = now
             reconciliation.facebook = tallies[formID]!.facebook
             reconciliation.held = tallies[formID]!.held
+            reconciliation.shortSince = tallies[formID]!.missing > 0 ? (reconciliation.shortSince ?? now) : nil
             try await leads.saveReconciliation(reconciliation, instance: record.instance, connectionID: record.id)
         }
         counts.missing = tallies.values.reduce(0) { $0 + $1.missing }

@@ -203,41 +203,59 @@ public struct RunStage: Sendable {
             break
         }
         guard let token = checked.token else { return [] }
-        guard let lease = try await takeConnection(record, claim: claim, progress: progress) else {
-            progress("\(record.label): another run is processing it; skipped")
-            return accounted(only(.idle("another run is processing it")))
-        }
-        // Renewed while the pass makes progress; a pass stuck for `stalledAfter` lets it lapse,
-        // so another worker takes the connection over and this one can no longer commit.
         let liveness = PassLiveness.current ?? PassLiveness()
         liveness.tick()
-        let (leads, stalledAfter) = (leads, workerSettings(claim).stalledAfter)
-        let heartbeat = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: lease.lease / 3)
-                guard !Task.isCancelled, liveness.idleFor < stalledAfter else { continue }
-                _ = try? await leads.renewConnection(lease)
-            }
-        }
-        defer { heartbeat.cancel() }
+        // The lease, and the pass under it, within the pass time limit: a wait for another
+        // holder counts against it too.
+        let held = LeaseHolder()
+        let limit = Duration.seconds(pipeline.workers.passTimeLimitMinutes * 60)
         do {
-            let fences = PassFences(claim: claim, lease: lease)
-            let limit = Duration.seconds(pipeline.workers.passTimeLimitMinutes * 60)
-            let (passes, passTimings) = try await Self.withTimeLimit(limit) { [self] in
-                var local = Timings()
-                let passes = try await PassLiveness.$current.withValue(liveness) { try await pass(self, record, token, fences, &local) }
-                return (passes, local)
+            let outcome = try await Self.withTimeLimit(limit) { [self] () -> (passes: [ConnectionSummary], timings: Timings)? in
+                try await PassLiveness.$current.withValue(liveness) {
+                    guard let lease = try await takeConnection(record, claim: claim, progress: progress) else { return nil }
+                    held.lease = lease
+                    // Renewed while the pass makes progress, on the lease keeper's own session
+                    // (this lane's may be in a long COPY); a pass stuck for `stalledAfter` lets
+                    // it lapse, so another worker takes the connection over and this one can
+                    // no longer commit.
+                    let (keeper, stalledAfter) = (leaseKeeper ?? leads, workerSettings(claim).stalledAfter)
+                    let heartbeat = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: lease.lease / 3)
+                            guard !Task.isCancelled, liveness.idleFor < stalledAfter else { continue }
+                            _ = try? await keeper.renewConnection(lease)
+                        }
+                    }
+                    defer { heartbeat.cancel() }
+                    var local = Timings()
+                    let passes = try await pass(self, record, token, PassFences(claim: claim, lease: lease), &local)
+                    return (passes, local)
+                }
             }
-            timings = timings + passTimings
-            try? await leads.releaseConnection(lease)
-            return accounted(passes)
+            if let lease = held.lease { try? await leads.releaseConnection(lease) }
+            guard let outcome else {
+                progress("\(record.label): another run is processing it; skipped")
+                return accounted(only(.idle("another run is processing it")))
+            }
+            timings = timings + outcome.timings
+            return accounted(outcome.passes)
         } catch let limit as PassTimeLimit {
-            try? await leads.releaseConnection(lease)
+            if let lease = held.lease { try? await leads.releaseConnection(lease) }
             logger.warning("pass stopped at its time limit", metadata: ["connection.id": "\(record.id)", "minutes": "\(limit.minutes)"])
             return accounted(only(.skipped(limit.description)))
         } catch {
-            try? await leads.releaseConnection(lease)
+            if let lease = held.lease { try? await leads.releaseConnection(lease) }
             throw error
+        }
+    }
+
+    /// The lease a pass took, for releasing it however the pass ends.
+    final class LeaseHolder: @unchecked Sendable {
+        private let lock = NSLock()
+        private var taken: ConnectionLease?
+        var lease: ConnectionLease? {
+            get { lock.withLock { taken } }
+            set { lock.withLock { taken = newValue } }
         }
     }
 
@@ -253,6 +271,9 @@ public struct RunStage: Sendable {
             guard claim != nil else { return nil }
             if !told { progress("\(record.label): another run holds it; waiting for it to finish or its lease to end") }
             told = true
+            // Waiting on purpose is not a stall: the crew keeps renewing this lane's claim,
+            // so no other lane claims the same connection and waits beside it.
+            PassLiveness.tick()
             try await Task.sleep(for: workerSettings(claim).pollInterval)
         }
     }

@@ -313,12 +313,12 @@ public struct LeadStore: LeadRepository {
         return try await session.run { db in
             var found: [String: FormReconciliation] = [:]
             for row in try db.query("""
-                SELECT form_id, checked_at, facebook_count, held, reread_at, deepest_reread_at FROM form_reconciliations
+                SELECT form_id, checked_at, facebook_count, held, short_since, reread_at, deepest_reread_at FROM form_reconciliations
                 WHERE instance = $1 AND form_id = ANY($2)
                 """, [instance, formIDs], label: "read reconciliations").all {
                 let formID = try row.string(0)!
                 found[formID] = FormReconciliation(formID: formID, checkedAt: try row.date(1)!, facebook: try row.int(2)!, held: try row.int(3)!,
-                                                   rereadAt: try row.date(4), deepestRereadAt: try row.date(5))
+                                                   shortSince: try row.date(4), rereadAt: try row.date(5), deepestRereadAt: try row.date(6))
             }
             return found
         }
@@ -334,6 +334,9 @@ public struct LeadStore: LeadRepository {
                      + (SELECT count(DISTINCT r.lead_id) FROM lead_rejections r
                         WHERE r.instance = $1 AND r.form_id = f.id AND r.lead_id IS NOT NULL
                           AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.instance = $1 AND l.lead_id = r.lead_id))
+                     -- A lead too malformed to have an id is still one Facebook counts: once per payload.
+                     + (SELECT count(DISTINCT r.raw_sha256) FROM lead_rejections r
+                        WHERE r.instance = $1 AND r.form_id = f.id AND r.lead_id IS NULL)
                      + (SELECT count(*) FROM withheld_leads w
                         WHERE w.instance = $1 AND w.form_id = f.id
                           AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.instance = $1 AND l.lead_id = w.lead_id)
@@ -349,13 +352,14 @@ public struct LeadStore: LeadRepository {
     public func saveReconciliation(_ reconciliation: FormReconciliation, instance: String, connectionID: Int64) async throws {
         try await session.run { db in
             _ = try db.query("""
-                INSERT INTO form_reconciliations (instance, form_id, connection_id, checked_at, facebook_count, held, reread_at, deepest_reread_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                INSERT INTO form_reconciliations (instance, form_id, connection_id, checked_at, facebook_count, held, short_since, reread_at,
+                                                  deepest_reread_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                 ON CONFLICT (instance, form_id) DO UPDATE SET connection_id = EXCLUDED.connection_id, checked_at = EXCLUDED.checked_at,
-                    facebook_count = EXCLUDED.facebook_count, held = EXCLUDED.held, reread_at = EXCLUDED.reread_at,
-                    deepest_reread_at = EXCLUDED.deepest_reread_at
+                    facebook_count = EXCLUDED.facebook_count, held = EXCLUDED.held, short_since = EXCLUDED.short_since,
+                    reread_at = EXCLUDED.reread_at, deepest_reread_at = EXCLUDED.deepest_reread_at
                 """, [instance, reconciliation.formID, connectionID, reconciliation.checkedAt, reconciliation.facebook, reconciliation.held,
-                      reconciliation.rereadAt, reconciliation.deepestRereadAt], label: "save reconciliation")
+                      reconciliation.shortSince, reconciliation.rereadAt, reconciliation.deepestRereadAt], label: "save reconciliation")
         }
     }
 

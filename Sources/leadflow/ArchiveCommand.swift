@@ -183,7 +183,7 @@ extension LeadFlow {
                 for refused in outcome.refused { Output.problem("leadflow: kept \(refused.path): \(refused.reason)") }
                 Output.say("\(dryRun ? "would remove" : "removed") \(outcome.removed) archives older than \(outcome.cutoff) "
                            + "(\(outcome.bytes_freed) bytes); kept \(outcome.kept) that hold rejected leads never loaded"
-                           + (outcome.already_missing > 0 ? "; \(outcome.already_missing) were gone already" : "")
+                           + (outcome.already_missing > 0 ? "; \(outcome.already_missing) not on this host, left listed for a host that has them" : "")
                            + (outcome.leftovers_removed > 0 ? "; \(outcome.leftovers_removed) files of an earlier prune removed" : ""))
                 if !outcome.refused.isEmpty { throw ExitStatus.failure }
             }

@@ -97,6 +97,9 @@ struct Wiring {
         let settings = try validationSettings()
         let spoolRoot = try environment.home.appendingPathComponent("spool")
         let (lanePipeline, laneLogger, laneConninfo) = (pipeline, logger, conninfo)
+        // Leases (the run's, each connection's) are renewed on a session of their own: a
+        // lane's session may be in a long COPY when its turn comes.
+        let keeper = LeadStore(try PostgresSession(conninfo: conninfo, logger: logger))
         let crew = workers.map { workers in
             Crew(settings: workers, makeLane: {
                 let session = try PostgresSession(conninfo: laneConninfo, logger: laneLogger)
@@ -111,12 +114,10 @@ struct Wiring {
                 }
                 return Crew.Lane(stage: RunStage(graph: graph, connections: ConnectionStore(session), leads: LeadStore(session),
                                                  archiver: archiver, sealer: sealer, erasure: erasure, pipeline: lanePipeline,
-                                                 settings: settings, spoolRoot: spoolRoot),
+                                                 settings: settings, spoolRoot: spoolRoot, leaseKeeper: keeper),
                                  queue: WorkQueueStore(session))
             }, makeQueue: { WorkQueueStore(try PostgresSession(conninfo: laneConninfo, logger: laneLogger)) })
         }
-        // The run's lease is renewed on a session of its own: the command's may be in a long COPY.
-        let keeper = LeadStore(try PostgresSession(conninfo: conninfo, logger: logger))
         return RunStage(graph: graph, connections: connections, leads: LeadStore(database), archiver: archiver, sealer: sealer,
                         erasure: erasure, pipeline: pipeline, settings: settings, spoolRoot: spoolRoot, crew: crew,
                         runLease: workers?.lease ?? .seconds(pipeline.workers.leaseSeconds), leaseKeeper: keeper)

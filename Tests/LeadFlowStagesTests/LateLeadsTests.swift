@@ -98,8 +98,9 @@ import Testing
     }
 
     /// A lead Facebook counts but Graph never returns: runs every ten minutes re-read the
-    /// form once an hour (the retention-deep window once a day), and the lead is shown
-    /// missing in the run summary, `form_reconciliations` (status) and the gap report.
+    /// form once an hour (the retention-deep window once a day), once a day after two days
+    /// short, and the lead is shown missing in the run summary, `form_reconciliations`
+    /// (status) and the gap report.
     @Test func aLeadCountedButNeverReturnedIsReReadHourlyAndShownMissing() async throws {
         var scenario = Self.scenario(countsLeadsBeforeIndexing: true)
         scenario.pages[0].forms = [scenario.pages[0].forms[0]]
@@ -126,6 +127,13 @@ import Testing
         let at = { (step: Int) in t0.addingTimeInterval(Double(step) * 600) }
         #expect(rereads == [nil] + Array(repeating: at(1), count: 6) + Array(repeating: at(7), count: 6) + [at(13)])
         #expect(deepest == [nil] + Array(repeating: at(1), count: 13))
+        // Two days short: once a day, not hourly (a big form's re-read is archived each time).
+        for hours in [49.0, 50.0, 51.0] {
+            let now = t0.addingTimeInterval(hours * Self.hour)
+            world.fake.now = now
+            _ = try await world.stage.run(now: now)
+        }
+        #expect(try reconciliation(world.db, form: "30001").rereadAt == t0.addingTimeInterval(49 * Self.hour))
         let facts = try GapStore(world.db).facts(instance: nil, now: at(13))
         #expect(facts.map(\.late) == [1])
         let report = GapReport.build(facts, policy: TokenPolicy(), now: at(13))

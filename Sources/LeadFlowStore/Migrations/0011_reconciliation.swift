@@ -4,7 +4,7 @@
 /// was erased (skipped on read, or deleted by `erase`): without it an erased person's lead
 /// would read as missing for ever. `form_reconciliations` keeps, per instance and form,
 /// what the last comparison found and when deeper windows were last read again (they are
-/// paced). The form index gains the instance: the count of what an instance holds of a
+/// paced: hourly while a shortfall is young, daily after). The form index gains the instance: the count of what an instance holds of a
 /// form, and the load's look-up of a window's known leads, are both by (instance, form).
 let migration0011 = Migration(version: 11, name: "reconciliation", sql: #"""
 CREATE TABLE withheld_leads (
@@ -26,10 +26,16 @@ CREATE TABLE form_reconciliations (
     facebook_count      integer NOT NULL CHECK (facebook_count >= 0),
     held                integer NOT NULL CHECK (held >= 0),
     missing             integer GENERATED ALWAYS AS (greatest(0, facebook_count - held)) STORED,
+    -- Since when the counts have disagreed (NULL: they agree): re-reads are hourly for
+    -- the first two days of a shortfall, daily after.
+    short_since         timestamptz,
     reread_at           timestamptz,
     deepest_reread_at   timestamptz,
     PRIMARY KEY (instance, form_id)
 );
+
+-- What an instance holds of a form counts its rejections too.
+CREATE INDEX lead_rejections_form ON lead_rejections (instance, form_id);
 
 DROP INDEX leads_form_created;
 CREATE INDEX leads_instance_form_created ON leads (instance, form_id, created_at);
