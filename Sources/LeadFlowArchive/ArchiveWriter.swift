@@ -38,8 +38,9 @@ public final class ArchiveWriter {
         utf8Locale
         let folder = finalURL.deletingLastPathComponent()
         temporaryURL = folder.appendingPathComponent(".\(finalURL.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        descriptor = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        // Raw personal data: only LeadFlow's user may read it, whatever the umask.
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        descriptor = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw ArchiveError.posix("open", path: temporaryURL.path, errno: errno) }
         guard let archive = archive_write_new() else {
             close(descriptor)
@@ -139,7 +140,7 @@ public final class ArchiveWriter {
         archive_entry_set_pathname_utf8(entry, name)
         archive_entry_set_size(entry, size)
         archive_entry_set_filetype(entry, clibarchive_ifreg)
-        archive_entry_set_perm(entry, 0o644)
+        archive_entry_set_perm(entry, 0o600)
         archive_entry_set_mtime(entry, time_t(modified.timeIntervalSince1970.rounded(.down)), 0)
         try check(archive_write_header(archive, entry), "archive_write_header")
     }

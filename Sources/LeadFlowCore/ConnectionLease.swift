@@ -24,6 +24,8 @@ public struct ConnectionLease: Sendable, Equatable {
 /// committed). The heartbeat renews leases only while this is recent: a worker alive but
 /// stuck stops renewing, its lease ends, and another worker takes the connection over.
 public final class PassLiveness: Sendable {
+    /// The last progress, or the end of a wait the pass announced (a rate limit Graph
+    /// imposed): until then, being quiet is no stall.
     private let last = Mutex(ContinuousClock.now)
 
     public init() {}
@@ -31,12 +33,18 @@ public final class PassLiveness: Sendable {
     /// The pass under way in this task and its children (`withValue` around a pass).
     @TaskLocal public static var current: PassLiveness?
 
-    public func tick() { last.withLock { $0 = ContinuousClock.now } }
+    public func tick() { last.withLock { $0 = max($0, ContinuousClock.now) } }
 
-    public var idleFor: Duration { ContinuousClock.now - last.withLock { $0 } }
+    /// The pass is about to wait `duration` on purpose: alive until it ends.
+    public func waiting(_ duration: Duration) { last.withLock { $0 = max($0, ContinuousClock.now + duration) } }
+
+    public var idleFor: Duration { max(.zero, ContinuousClock.now - last.withLock { $0 }) }
 
     /// Records progress of the pass under way, if any.
     public static func tick() { current?.tick() }
+
+    /// Records a deliberate wait of the pass under way, if any.
+    public static func waiting(_ duration: Duration) { current?.waiting(duration) }
 }
 
 /// Who this process is among the workers sharing one Postgres. The host name alone is not

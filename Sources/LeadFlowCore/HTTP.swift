@@ -74,3 +74,24 @@ public struct HTTPResponse: Sendable, Equatable {
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }
+
+/// What a request header may hold (RFC 9110 §5.1, §5.5): a name of token characters, a
+/// value without CR, LF, NUL or other control characters but tab. Anything else could end
+/// the header early and inject another.
+public enum HTTPHeaderRule {
+    public static func isSafe(name: String, value: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy(isTokenByte) && value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    /// The name as it may be shown: a refused name is replaced by a placeholder.
+    public static func printableName(_ name: String) -> String {
+        !name.isEmpty && name.utf8.allSatisfy(isTokenByte) ? name : "(an invalid name)"
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}

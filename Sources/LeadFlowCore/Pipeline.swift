@@ -12,6 +12,9 @@ public struct Pipeline: Sendable, Equatable {
         /// Requests in flight for one Page (its forms read at once).
         public var pageConcurrency = 4
         public var timeoutSeconds = 60
+        /// The longest all of a run's rate-limit waits may take together: past it, a
+        /// connection Graph throttles is skipped with a reason and read next run.
+        public var maxRateLimitWaitSeconds = 900
     }
 
     public struct Window: Sendable, Equatable {

@@ -66,8 +66,12 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 
-    /// Whole milliseconds, rounded down (curl's timeouts, Postgres intervals and settings).
+    /// Whole milliseconds, rounded down (curl's timeouts, Postgres intervals and settings);
+    /// saturated at `Int`'s bounds rather than trapping on a duration nobody meant.
     public var milliseconds: Int {
-        Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
+        let (whole, overflow) = Int(truncatingIfNeeded: components.seconds).multipliedReportingOverflow(by: 1000)
+        guard !overflow, components.seconds == Int64(whole / 1000) else { return components.seconds < 0 ? .min : .max }
+        let (sum, carried) = whole.addingReportingOverflow(Int(components.attoseconds / 1_000_000_000_000_000))
+        return carried ? (components.seconds < 0 ? .min : .max) : sum
     }
 }

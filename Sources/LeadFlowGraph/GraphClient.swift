@@ -82,6 +82,9 @@ public final class GraphClient: Sendable {
     let logger: Logger
     let sleeper: any Sleeper
     let governor: UsageGovernor
+    /// What this client's rate-limit waits may still take, all requests together: one
+    /// client serves one run, so this is the run's bound (`graph.max_rate_limit_wait_seconds`).
+    public let rateLimitBudget: RateLimitBudget
 
     /// - Parameter usageBoard: where the workers of one app share the usage Graph reports
     ///   (nil: this client's own reports only).
@@ -93,6 +96,7 @@ public final class GraphClient: Sendable {
         self.logger = logger
         self.sleeper = sleeper
         governor = UsageGovernor(board: usageBoard, logger: logger)
+        rateLimitBudget = RateLimitBudget(limit: configuration.retry.maxRateLimitWait)
     }
 
     /// Every lead form of a Page, every status (ARCHIVED forms still receive leads).
@@ -129,7 +133,8 @@ public final class GraphClient: Sendable {
     public func object<T: Decodable>(_ type: T.Type, path: String, query: [(name: String, value: String)] = [],
                                      token: AccessToken?, context: String) async throws -> T {
         var limit = 0
-        let (value, _, _) = try await fetch(path: path, query: query, token: token, context: context, limit: &limit) {
+        var scoped = GraphUsage.none
+        let (value, _, _) = try await fetch(path: path, query: query, token: token, context: context, limit: &limit, scoped: &scoped) {
             try GraphJSON.decode(T.self, from: $0)
         }
         return value
@@ -148,6 +153,8 @@ public final class GraphClient: Sendable {
         var limit = configuration.pageSize
         var after: String?
         var seenCursors: Set<String> = []
+        // The Page's own usage (business use case, X-Page-Usage) paces this list only.
+        var scoped = GraphUsage.none
         var prefetched = first.flatMap { body in (try? Page.read(body)).map { ($0, redactedBody(body)) } }
         while true {
             try Task.checkCancellation()
@@ -159,7 +166,7 @@ public final class GraphClient: Sendable {
                 prefetched = nil
             } else {
                 (page, raw, requests) = try await fetch(path: path, query: pageQuery, token: token, context: context,
-                                                        limit: &limit, read: Page.read)
+                                                        limit: &limit, scoped: &scoped, read: Page.read)
             }
             summary.requests += requests
             summary.pages += 1
@@ -181,17 +188,20 @@ public final class GraphClient: Sendable {
     // MARK: - One request, with retries
 
     /// GETs `path` until it answers, retrying what can be retried. `limit` (0: none) is
-    /// halved in place when Graph asks for less data. Returns the decoded body, the raw
-    /// body with secrets redacted, and how many requests it took.
+    /// halved in place when Graph asks for less data; `scoped` is the usage the last answer
+    /// of the same list reported for its Page, and is updated. Returns the decoded body, the
+    /// raw body with secrets redacted, and how many requests it took.
     private func fetch<T>(path: String, query: [(name: String, value: String)], token: AccessToken?, context: String,
-                          limit: inout Int, read: (Data) throws -> T) async throws -> (T, Data, Int) {
+                          limit: inout Int, scoped: inout GraphUsage, read: (Data) throws -> T) async throws -> (T, Data, Int) {
         var failures = 0
         var requests = 0
-        var waitedForRateLimit: Duration = .zero
         var rateLimitHits = 0
         while true {
             try Task.checkCancellation()
-            if let pause = await governor.pauseBeforeRequest(slowDownAbove: configuration.slowDownAbovePercent) {
+            let appPause = await governor.pauseBeforeRequest(slowDownAbove: configuration.slowDownAbovePercent)
+            let pagePause = UsageGovernor.pause(percent: scoped.percent, slowDownAbove: configuration.slowDownAbovePercent)
+            if let pause = [appPause, pagePause].compactMap(\.self).max() {
+                PassLiveness.waiting(pause)
                 try await sleeper.sleep(for: pause)
             }
             let request = makeRequest(path: path, query: query, token: token, limit: limit)
@@ -210,6 +220,7 @@ public final class GraphClient: Sendable {
                 continue
             }
             let usage = GraphUsage.from(response)
+            scoped = usage
             await governor.record(usage)
             // The query goes through redaction like any text that may be shown: no secret,
             // not even a secret parameter's name, reaches a log.
@@ -242,11 +253,17 @@ public final class GraphClient: Sendable {
                     rateLimitHits += 1
                     let wait = usage.regainAccessIn
                         ?? configuration.retry.delay(afterFailedAttempts: rateLimitHits, unit: Double.random(in: 0.5..<1))
-                    waitedForRateLimit += wait
-                    guard waitedForRateLimit <= configuration.retry.maxRateLimitWait else { throw error }
+                    guard rateLimitBudget.take(wait) else {
+                        logger.warning("Graph rate limit outlasts the run's wait budget; not waiting", metadata: [
+                            "graph.context": "\(context)", "graph.code": "\(error.code)", "graph.wait": "\(wait)",
+                            "graph.budget": "\(rateLimitBudget.limit)"])
+                        throw error
+                    }
                     GraphTally.rateLimitWait(wait)
                     logger.notice("Graph rate limit; waiting", metadata: [
                         "graph.context": "\(context)", "graph.code": "\(error.code)", "graph.wait": "\(wait)"])
+                    // Waiting on Graph's word is no stall: the lease stays renewed meanwhile.
+                    PassLiveness.waiting(wait)
                     try await sleeper.sleep(for: wait)
                     continue
                 }
@@ -298,8 +315,11 @@ public final class GraphClient: Sendable {
     }
 }
 
-/// The last usage Graph reported, shared by every request of this client, and through the
-/// board by every worker of the app, so all of them slow down together as the quota fills.
+/// The app's usage (`X-App-Usage`) as last reported, shared by every request of this
+/// client, and through the board by every worker of the app, so all of them slow down
+/// together as the app's quota fills. A Page's own usage and Graph's estimate of when a
+/// throttled Page regains access stay with that Page's requests (`GraphUsage`): sharing
+/// them would stop every Page of the app for one Page's limit.
 actor UsageGovernor {
     private var usage = GraphUsage.none
     let board: (any UsageBoard)?
@@ -311,23 +331,24 @@ actor UsageGovernor {
     }
 
     func record(_ usage: GraphUsage) async {
-        self.usage = usage
-        do { try await board?.publish(usage) } catch {
+        self.usage = usage.appWide
+        do { try await board?.publish(usage.appWide) } catch {
             // Sharing is a courtesy to the other workers; this one still obeys what it saw.
             logger.warning("could not share the Graph usage", metadata: ["error": "\(error)"])
         }
     }
 
-    /// A pause that grows from nothing at the threshold to 5 s at 100 %; or, when another
-    /// worker of the app was told to wait, the rest of that wait.
+    /// The pause before a request, from the app's usage this client or any worker saw.
     func pauseBeforeRequest(slowDownAbove threshold: Int) async -> Duration? {
-        var usage = self.usage
-        if let shared = try? await board?.latest() {
-            if let regain = shared.regainAccessIn, regain > .zero { return regain }
-            if shared.percent > usage.percent { usage = shared }
-        }
-        guard usage.percent > threshold else { return nil }
-        let over = Double(min(usage.percent, 100) - threshold) / Double(max(100 - threshold, 1))
+        var percent = usage.appPercent
+        if let shared = try? await board?.latest() { percent = max(percent, shared.appPercent) }
+        return Self.pause(percent: percent, slowDownAbove: threshold)
+    }
+
+    /// A pause that grows from nothing at the threshold to 5 s at 100 %.
+    static func pause(percent: Int, slowDownAbove threshold: Int) -> Duration? {
+        guard percent > threshold else { return nil }
+        let over = Double(min(percent, 100) - threshold) / Double(max(100 - threshold, 1))
         return .milliseconds(Int(over * 5000))
     }
 }

@@ -226,6 +226,13 @@ final class MultiLoop: @unchecked Sendable {
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context), "curl_easy_setopt(CURLOPT_HEADERDATA)")
 
         for header in request.headers {
+            // A CR or LF would end the header and start another (a value from a pipeline
+            // file or Graph could smuggle one); a NUL would cut it short. Refused, never sent.
+            guard HTTPHeaderRule.isSafe(name: header.name, value: header.value) else {
+                throw CurlError(kind: .setup, function: "curl_slist_append",
+                                message: "refused: the header \(HTTPHeaderRule.printableName(header.name)) holds a line break, a NUL or another control character",
+                                url: url)
+            }
             transfer.headerList = curl_slist_append(transfer.headerList, "\(header.name): \(header.value)")
         }
         if let list = transfer.headerList {

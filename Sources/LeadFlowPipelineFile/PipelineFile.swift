@@ -119,7 +119,8 @@ private struct Reader {
             guard try int(version, "version", in: 1...1) == 1 else { throw fail(version, "version", "must be 1") }
         }
         if let node = top["graph"] {
-            let graph = try mapping(node, "graph", allowed: ["base_url", "api_version", "page_size", "concurrency", "page_concurrency", "timeout_seconds"])
+            let graph = try mapping(node, "graph", allowed: ["base_url", "api_version", "page_size", "concurrency", "page_concurrency", "timeout_seconds",
+                                                                  "max_rate_limit_wait_seconds"])
             if let value = graph["base_url"] {
                 let url = try string(value, "graph.base_url")
                 guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw fail(value, "graph.base_url", "must start with https:// or http://") }
@@ -136,6 +137,9 @@ private struct Reader {
             if let value = graph["concurrency"] { pipeline.graph.concurrency = try int(value, "graph.concurrency", in: 1...64) }
             if let value = graph["page_concurrency"] { pipeline.graph.pageConcurrency = try int(value, "graph.page_concurrency", in: 1...64) }
             if let value = graph["timeout_seconds"] { pipeline.graph.timeoutSeconds = try int(value, "graph.timeout_seconds", in: 1...600) }
+            if let value = graph["max_rate_limit_wait_seconds"] {
+                pipeline.graph.maxRateLimitWaitSeconds = try int(value, "graph.max_rate_limit_wait_seconds", in: 0...86_400)
+            }
         }
         if let node = top["workers"] {
             let workers = try mapping(node, "workers", allowed: ["connections_at_once", "lease_seconds", "pass_time_limit_minutes",

@@ -83,7 +83,9 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
         self.contexts = contexts
         self.erased = erased
         self.now = now
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("rows"), withIntermediateDirectories: true)
+        // Raw pages and rows are personal data: only LeadFlow's user may read them.
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("rows"), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
     }
 
     deinit {
@@ -99,8 +101,11 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
         if !gone.isEmpty { body = try RawPage.removing(gone, from: body).body }
         let name = "pages/form-\(page.formID)/page-\(String(format: "%04d", page.number)).json"
         let file = folder.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try body.write(to: file)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        guard FileManager.default.createFile(atPath: file.path, contents: body, attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
+        }
         let raw = RawPageFile(formID: page.formID, number: page.number, name: name, file: file,
                               sha256: Hex.lowercase(SHA256.hash(data: body)), leads: page.leads.count + page.malformed.count - gone.count)
 
@@ -155,7 +160,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
     private func formRows(_ formID: String) throws -> FormRows {
         if let state = forms[formID] { return state }
         let file = folder.appendingPathComponent("rows/form-\(formID).copy")
-        guard FileManager.default.createFile(atPath: file.path, contents: nil) else {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
         }
         handles[formID] = try FileHandle(forWritingTo: file)

@@ -170,6 +170,15 @@ public struct RunStage: Sendable {
     /// Graph calls and time are counted with the connection's first summary.
     func preflightAndPass(_ record: ConnectionRecord, claim: WorkClaim?, now: Date, timings: inout Timings,
                           progress: @escaping @Sendable (String) -> Void, pass: @escaping Pass) async throws -> [ConnectionSummary] {
+        if graph.rateLimitBudget.isSpent {
+            // Graph throttled this run past its bound already: asking again would only add
+            // waits; the connection is read by the next run.
+            progress("\(record.label): skipped, \(Self.rateLimitBudgetSpent(graph))")
+            var summary = ConnectionSummary(label: record.label, job: .preflight, state: .skipped(Self.rateLimitBudgetSpent(graph)))
+            summary.connectionID = record.id
+            summary.instance = record.instance
+            return [summary]
+        }
         let preflight = PreflightStage(graph: graph, repository: connections, sealer: sealer, settings: settings, logger: logger)
         progress("\(record.label): checking the token")
         let preflightStart = ContinuousClock.now
@@ -243,10 +252,18 @@ public struct RunStage: Sendable {
             if let lease = held.lease { try? await leads.releaseConnection(lease) }
             logger.warning("pass stopped at its time limit", metadata: ["connection.id": "\(record.id)", "minutes": "\(limit.minutes)"])
             return accounted(only(.skipped(limit.description)))
+        } catch let error as GraphError where error.isRateLimit && graph.rateLimitBudget.isSpent {
+            if let lease = held.lease { try? await leads.releaseConnection(lease) }
+            logger.warning("connection skipped: Graph's rate limit", metadata: ["connection.id": "\(record.id)", "error": "\(error.code)"])
+            return accounted(only(.skipped(Self.rateLimitBudgetSpent(graph))))
         } catch {
             if let lease = held.lease { try? await leads.releaseConnection(lease) }
             throw error
         }
+    }
+
+    static func rateLimitBudgetSpent(_ graph: GraphClient) -> String {
+        "Graph's rate limits used up this run's wait budget (\(Int(graph.rateLimitBudget.limit.timeInterval)) s, graph.max_rate_limit_wait_seconds); the next run reads it"
     }
 
     /// The lease a pass took, for releasing it however the pass ends.

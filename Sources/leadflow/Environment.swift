@@ -73,12 +73,13 @@ struct Environment {
         }
     }
 
-    /// `LEADFLOW_GRAPH_URL`, else the pipeline's base URL.
+    /// `LEADFLOW_GRAPH_URL`, else the pipeline's base URL. Every request carries a bearer
+    /// token, so the URL must be `https://`; plain `http://` only reaches this machine
+    /// (a Graph fake on loopback), where no network sees the token.
     func graphURL(default fallback: String = "https://graph.facebook.com") throws -> String {
+        let key = value("LEADFLOW_GRAPH_URL") != nil ? "LEADFLOW_GRAPH_URL" : "graph.base_url"
         let url = value("LEADFLOW_GRAPH_URL") ?? fallback
-        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw ConfigurationError(key: "LEADFLOW_GRAPH_URL", message: "must start with http:// or https://")
-        }
+        if let problem = GraphURLRule.problem(url) { throw ConfigurationError(key: key, message: problem) }
         return url
     }
 

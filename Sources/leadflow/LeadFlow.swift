@@ -25,7 +25,8 @@ struct LeadFlow: AsyncParsableCommand {
                                       the erasure key (default erasure.key beside the
                                       token key); only the first `connect` creates it
               LEADFLOW_LOG_LEVEL      the default of --log-level
-              LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url)
+              LEADFLOW_GRAPH_URL      Graph base URL (overrides graph.base_url); https://,
+                                      or http:// to loopback only
               LEADFLOW_GRAPH_VERSION  Graph version (overrides graph.api_version)
               LEADFLOW_APP_ID         the Facebook app's id
               LEADFLOW_APP_SECRET     its secret (or LEADFLOW_APP_SECRET_FILE)
@@ -50,6 +51,24 @@ struct LeadFlow: AsyncParsableCommand {
         subcommands: [Demo.self, Migrate.self, Connect.self, Check.self, Run.self, Backfill.self, Gaps.self, Status.self, Reminders.self,
                       Notify.self, Notifications.self, Runs.self, Archive.self, Erase.self, Key.self]
     )
+
+    /// Every file LeadFlow writes may hold a token or a person's data (archives, spool
+    /// pages, keys, extracted pages, reports): the umask makes each one 0600 and each
+    /// folder 0700 before anything is written, whatever the caller's umask. (The metrics
+    /// file alone is made readable again, on purpose: node_exporter reads it.)
+    static func main() async {
+        umask(0o077)
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every subcommand shares.

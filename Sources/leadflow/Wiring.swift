@@ -77,6 +77,7 @@ struct Wiring {
                            configuration: .init(baseURL: try environment.graphURL(default: pipeline.graph.baseURL),
                                                 apiVersion: environment.graphVersion ?? pipeline.graph.apiVersion,
                                                 pageSize: pipeline.graph.pageSize, appSecret: try environment.appSecret(),
+                                                retry: RetryPolicy(maxRateLimitWait: .seconds(pipeline.graph.maxRateLimitWaitSeconds)),
                                                 requestTimeout: .seconds(pipeline.graph.timeoutSeconds)),
                            logger: logger, usageBoard: usageBoard)
     }

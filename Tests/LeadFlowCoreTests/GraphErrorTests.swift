@@ -102,3 +102,77 @@ import Testing
         #expect(policy.delay(afterFailedAttempts: 3, unit: 0.5) == .seconds(1))
     }
 }
+
+/// Numbers Graph sends are read, never trusted to fit: a usage header with absurd values
+/// paces or waits within bounds and does not trap.
+@Suite struct GraphNumberClampTests {
+    func response(_ headers: [(String, String)]) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: headers.map { (name: $0.0, value: $0.1) }, body: Data())
+    }
+
+    @Test func hugeNegativeAndNonNumericUsageValuesAreClamped() {
+        let usage = GraphUsage.from(response([
+            ("X-App-Usage", #"{"call_count":1e300,"total_cputime":-5,"total_time":"x"}"#),
+            ("X-Business-Use-Case-Usage", #"{"1001":[{"type":"lead_retrieval","call_count":12,"estimated_time_to_regain_access":99999999999999999999}]}"#),
+        ]))
+        #expect(usage.appPercent == 1_000)
+        #expect(usage.percent == 1_000)
+        #expect(usage.regainAccessIn == .seconds(GraphUsage.longestRegainMinutes * 60), "a day at most, whatever Graph estimates")
+
+        let negative = GraphUsage.from(response([
+            ("X-Business-Use-Case-Usage", #"{"1001":[{"call_count":-3,"estimated_time_to_regain_access":-20}]}"#),
+        ]))
+        #expect(negative.percent == 0 && negative.regainAccessIn == nil)
+    }
+
+    @Test func aPagesUsageIsKeptApartFromTheAppsUsage() {
+        let usage = GraphUsage.from(response([
+            ("X-App-Usage", #"{"call_count":12,"total_cputime":3,"total_time":4}"#),
+            ("X-Business-Use-Case-Usage", #"{"1001":[{"call_count":97,"estimated_time_to_regain_access":5}]}"#),
+        ]))
+        #expect(usage.percent == 97)
+        #expect(usage.appPercent == 12)
+        #expect(usage.appWide == GraphUsage(percent: 12, appPercent: 12, regainAccessIn: nil))
+    }
+
+    @Test func millisecondsOfAHugeDurationSaturateInsteadOfTrapping() {
+        #expect(Duration.seconds(Int64.max).milliseconds == Int.max)
+        #expect(Duration.seconds(Int64.min).milliseconds == Int.min)
+        #expect(Duration.seconds(90).milliseconds == 90_000)
+        #expect(Duration.milliseconds(-1_500).milliseconds == -1_500)
+    }
+
+    @Test func theRunsRateLimitBudgetRefusesTheWaitThatWouldPassIt() {
+        let budget = RateLimitBudget(limit: .seconds(900))
+        #expect(budget.take(.seconds(600)))
+        #expect(!budget.isSpent)
+        #expect(!budget.take(.seconds(600)), "600 + 600 > 900")
+        #expect(budget.isSpent)
+        #expect(!budget.take(.seconds(1)), "once refused, the run waits no more")
+        let none = RateLimitBudget(limit: .zero)
+        #expect(!none.isSpent, "a budget of 0 still reads every connection; it only never waits")
+        #expect(!none.take(.seconds(1)))
+    }
+
+    @Test func graphURLsMustBeHTTPSExceptOnLoopback() {
+        #expect(GraphURLRule.problem("https://graph.facebook.com") == nil)
+        #expect(GraphURLRule.problem("http://127.0.0.1:8080") == nil)
+        #expect(GraphURLRule.problem("http://localhost:9") == nil)
+        #expect(GraphURLRule.problem("http://[::1]:9") == nil)
+        #expect(GraphURLRule.problem("http://graph.facebook.com")?.contains("https://") == true)
+        #expect(GraphURLRule.problem("http://127.0.0.1.evil.example") != nil)
+        #expect(GraphURLRule.problem("http://128.0.0.1") != nil)
+        #expect(GraphURLRule.problem("ftp://graph.facebook.com") != nil)
+        #expect(GraphURLRule.problem("graph.facebook.com") != nil)
+    }
+
+    @Test func headerValuesWithLineBreaksOrNULsAreRefused() {
+        #expect(HTTPHeaderRule.isSafe(name: "Authorization", value: "Bearer EAAB\tx"))
+        #expect(!HTTPHeaderRule.isSafe(name: "Authorization", value: "Bearer x\r\nX-Injected: 1"))
+        #expect(!HTTPHeaderRule.isSafe(name: "Authorization", value: "Bearer x\n"))
+        #expect(!HTTPHeaderRule.isSafe(name: "Authorization", value: "a\u{0}b"))
+        #expect(!HTTPHeaderRule.isSafe(name: "Bad Name", value: "x"))
+        #expect(!HTTPHeaderRule.isSafe(name: "X:Y", value: "x"))
+        #expect(HTTPHeaderRule.printableName("X\r\nY") == "(an invalid name)")
+    }
+}

@@ -18,6 +18,26 @@ import Testing
         #expect(String(decoding: response.body, as: UTF8.self) == #"{"path":"/v25.0/me"}"#)
     }
 
+    /// A header value with a line break would inject a header of its own: the request is
+    /// refused before it is sent, and the server sees nothing.
+    @Test func aHeaderWithALineBreakIsRefusedAndNothingIsSent() async throws {
+        let seen = Counter()
+        let server = try LoopbackHTTPServer { _ in
+            seen.increment()
+            return .json("{}")
+        }
+        let client = try CurlHTTPClient()
+        for value in ["Bearer x\r\nX-Injected: 1", "Bearer x\n", "Bearer x\u{0}y"] {
+            let error = await #expect(throws: CurlError.self) {
+                try await client.send(HTTPRequest(url: server.baseURL + "/v25.0/me", headers: [("Authorization", value)]))
+            }
+            #expect(error?.kind == .setup)
+            #expect(error?.description.contains("Bearer") == false, "the value is never quoted: \(error?.description ?? "")")
+        }
+        _ = try await client.send(HTTPRequest(url: server.baseURL + "/v25.0/me", headers: [("Authorization", "Bearer fine")]))
+        #expect(seen.value == 1, "only the well-formed request reached the server")
+    }
+
     @Test func queryParametersArriveIntact() async throws {
         let server = try LoopbackHTTPServer { request in
             .json(request.query.map { "\($0.name)=\($0.value)" }.joined(separator: "\n"))
@@ -148,4 +168,12 @@ import Testing
         #expect(result.status == 0)
         return try Data(contentsOf: folder.appendingPathComponent("body.gz"))
     }
+}
+
+/// Counts calls from the server's thread.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
 }

@@ -49,7 +49,7 @@ import Testing
     @Test(arguments: [
         ("graph:\n  page_size: lots\n", "p.yml:2: graph.page_size: must be a whole number from 1 to 1000"),
         ("graph:\n  page_size: 0\n", "p.yml:2: graph.page_size: must be a whole number from 1 to 1000"),
-        ("graph:\n  pagesize: 10\n", "p.yml:2: graph.pagesize: unknown key; expected one of api_version, base_url, concurrency, page_concurrency, page_size, timeout_seconds"),
+        ("graph:\n  pagesize: 10\n", "p.yml:2: graph.pagesize: unknown key; expected one of api_version, base_url, concurrency, max_rate_limit_wait_seconds, page_concurrency, page_size, timeout_seconds"),
         ("colour: blue\n", "p.yml:1: colour: unknown key; expected one of archive, backfill, graph, mapping, notifications, token_policy, version, window, workers"),
         ("graph: [1, 2]\n", "p.yml:1: graph: must be a mapping of keys to values"),
         ("graph:\n  base_url: ftp://x\n", "p.yml:2: graph.base_url: must start with https:// or http://"),
