@@ -51,11 +51,16 @@ public struct HTTPResponse: Sendable, Equatable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: Data
+    /// The transport's accounting of the body's bytes (see `CurlHTTPClient`'s buffer
+    /// budget): while this lives, the bytes count against it. Keep it until the body has
+    /// been dealt with; nil from transports that do not account.
+    public var bodyLease: (any AnyObject & Sendable)?
 
-    public init(status: Int, headers: [(name: String, value: String)], body: Data) {
+    public init(status: Int, headers: [(name: String, value: String)], body: Data, bodyLease: (any AnyObject & Sendable)? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.bodyLease = bodyLease
     }
 
     /// The first header of that name, compared case-insensitively as HTTP requires.

@@ -23,15 +23,42 @@ public enum URLRedaction {
     /// Characters: every Graph page passes through here, and walking 60 kB by grapheme
     /// cost more than decoding it.
     public static func redact(utf8 bytes: [UInt8]) -> [UInt8]? {
+        bytes.withUnsafeBytes { redact(buffer: $0) }
+    }
+
+    static func redact(buffer bytes: UnsafeRawBufferPointer) -> [UInt8]? {
         var result: [UInt8] = []
+        let found = keptRanges(of: bytes) { kept in
+            if result.isEmpty { result.reserveCapacity(bytes.count) }
+            result += bytes[kept]
+        }
+        return found ? result : nil
+    }
+
+    /// The same in place, for a body nobody else holds: the kept bytes are moved down over
+    /// the removed ones (never past where they are read), so a 50 MB page is not copied.
+    /// Returns the new length, nil when there was nothing to remove.
+    public static func redactInPlace(_ bytes: UnsafeMutableRawBufferPointer) -> Int? {
+        var written = 0
+        let found = keptRanges(of: UnsafeRawBufferPointer(bytes)) { kept in
+            if kept.lowerBound != written, let base = bytes.baseAddress {
+                (base + written).copyMemory(from: base + kept.lowerBound, byteCount: kept.count) // memmove
+            }
+            written += kept.count
+        }
+        return found ? written : nil
+    }
+
+    /// Calls `keep` with each range of `bytes` that stays, in order; false (and no call)
+    /// when there is no secret to remove.
+    private static func keptRanges(of bytes: UnsafeRawBufferPointer, _ keep: (Range<Int>) -> Void) -> Bool {
         var index = 0
         while index < bytes.count {
             guard let match = nextSecret(in: bytes, from: index) else {
-                if index == 0 { return nil }
-                result += bytes[index...]
+                if index == 0 { return false }
+                keep(index..<bytes.count)
                 break
             }
-            if index == 0 { result.reserveCapacity(bytes.count) }
             var cut = match.nameStart
             var resume = match.valueEnd
             if cut > index {
@@ -46,15 +73,15 @@ public enum URLRedaction {
                     }
                 }
             }
-            result += bytes[index..<cut]
+            if cut > index { keep(index..<cut) }
             index = resume
         }
-        return result
+        return true
     }
 
     private static let secretNames: [[UInt8]] = secretParameters.map { Array($0.utf8) }
 
-    private static func nextSecret(in bytes: [UInt8], from start: Int) -> (nameStart: Int, valueEnd: Int)? {
+    private static func nextSecret(in bytes: UnsafeRawBufferPointer, from start: Int) -> (nameStart: Int, valueEnd: Int)? {
         var searchFrom = start
         while let equals = bytes[searchFrom...].firstIndex(of: UInt8(ascii: "=")) {
             // The parameter name runs back from "=" to a delimiter.
@@ -71,7 +98,7 @@ public enum URLRedaction {
         return nil
     }
 
-    private static func isSecretName(_ name: ArraySlice<UInt8>) -> Bool {
+    private static func isSecretName(_ name: Slice<UnsafeRawBufferPointer>) -> Bool {
         secretNames.contains { secret in
             secret.count == name.count && zip(secret, name).allSatisfy { $0 == ($1 >= 0x41 && $1 <= 0x5A ? $1 | 0x20 : $1) }
         }

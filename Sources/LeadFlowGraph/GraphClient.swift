@@ -61,7 +61,7 @@ extension GraphList: GraphListing {
 }
 
 extension GraphLeadPage: GraphListing {
-    static func read(_ body: Data) throws -> GraphLeadPage { try GraphLeadPage.parse(Array(body)) }
+    static func read(_ body: Data) throws -> GraphLeadPage { try GraphLeadPage.parse(body) }
 }
 
 /// What reading one form's window took.
@@ -134,7 +134,7 @@ public final class GraphClient: Sendable {
                                      token: AccessToken?, context: String) async throws -> T {
         var limit = 0
         var scoped = GraphUsage.none
-        let (value, _, _) = try await fetch(path: path, query: query, token: token, context: context, limit: &limit, scoped: &scoped) {
+        let (value, _, _, _) = try await fetch(path: path, query: query, token: token, context: context, limit: &limit, scoped: &scoped) {
             try GraphJSON.decode(T.self, from: $0)
         }
         return value
@@ -161,16 +161,19 @@ public final class GraphClient: Sendable {
             var pageQuery = query
             if let after { pageQuery.append(("after", after)) }
             let page: Page, raw: Data, requests: Int
+            var bodyLease: (any AnyObject & Sendable)?
             if let (ready, body) = prefetched {
                 (page, raw, requests) = (ready, body, 0)
                 prefetched = nil
             } else {
-                (page, raw, requests) = try await fetch(path: path, query: pageQuery, token: token, context: context,
-                                                        limit: &limit, scoped: &scoped, read: Page.read)
+                (page, raw, requests, bodyLease) = try await fetch(path: path, query: pageQuery, token: token, context: context,
+                                                                   limit: &limit, scoped: &scoped, read: Page.read)
             }
             summary.requests += requests
             summary.pages += 1
             try await onPage(page, raw)
+            // The page's bytes count against the transport's buffer budget until it is dealt with.
+            withExtendedLifetime(bodyLease) {}
             // The end is the absence of `next`, whatever the page's size.
             guard page.paging?.hasNext == true else { break }
             guard let cursor = page.paging?.cursors?.after, !cursor.isEmpty else {
@@ -190,9 +193,11 @@ public final class GraphClient: Sendable {
     /// GETs `path` until it answers, retrying what can be retried. `limit` (0: none) is
     /// halved in place when Graph asks for less data; `scoped` is the usage the last answer
     /// of the same list reported for its Page, and is updated. Returns the decoded body, the
-    /// raw body with secrets redacted, and how many requests it took.
+    /// raw body with secrets redacted, how many requests it took, and the body's lease on
+    /// the transport's buffer budget (hold it until the page is dealt with).
     private func fetch<T>(path: String, query: [(name: String, value: String)], token: AccessToken?, context: String,
-                          limit: inout Int, scoped: inout GraphUsage, read: (Data) throws -> T) async throws -> (T, Data, Int) {
+                          limit: inout Int, scoped: inout GraphUsage,
+                          read: (Data) throws -> T) async throws -> (T, Data, Int, (any AnyObject & Sendable)?) {
         var failures = 0
         var requests = 0
         var rateLimitHits = 0
@@ -208,7 +213,7 @@ public final class GraphClient: Sendable {
             requests += 1
             GraphTally.request()
             let failure: any LeadFlowError
-            let response: HTTPResponse
+            var response: HTTPResponse
             do {
                 response = try await transport.send(request)
                 PassLiveness.tick() // an answer from Graph: the pass is alive
@@ -231,7 +236,11 @@ public final class GraphClient: Sendable {
             if (200..<300).contains(response.status) {
                 do {
                     let value = try read(response.body)
-                    return (value, redactedBody(response.body), requests)
+                    // The body is this function's alone now: redacted in place, not copied.
+                    var body = response.body
+                    response.body = Data()
+                    URLRedaction.redact(owned: &body)
+                    return (value, body, requests, response.bodyLease)
                 } catch {
                     failure = GraphError(kind: .malformed, httpStatus: response.status,
                                          message: "the body is not the expected JSON (\(response.body.count) bytes)", context: context)
@@ -311,7 +320,7 @@ public final class GraphClient: Sendable {
 
     /// Graph's `next` URLs carry the token: the archived page must not.
     func redactedBody(_ body: Data) -> Data {
-        URLRedaction.redact(utf8: Array(body)).map { Data($0) } ?? body
+        URLRedaction.redact(utf8: body) ?? body
     }
 }
 

@@ -21,13 +21,19 @@ public final class CurlHTTPClient: HTTPTransport {
         public var maxCachedConnections: Int
         /// A body larger than this fails the transfer (a Graph page is a few MB at most).
         public var maxResponseBytes: Int
+        /// The bodies of all transfers together, arriving or handed over and not yet dealt
+        /// with (`HTTPResponse.bodyLease`): past it, every transfer but the oldest pauses
+        /// until bytes are released. So 16 transfers of 50 MB pages hold about one page
+        /// plus this, not 16 pages; the oldest always goes on, so nothing waits for ever.
+        public var maxBufferedBytes: Int
         public var userAgent: String
 
         public init(maxConcurrentTransfers: Int = 8, maxCachedConnections: Int = 16,
-                    maxResponseBytes: Int = 64 << 20, userAgent: String = "LeadFlow/1") {
+                    maxResponseBytes: Int = 64 << 20, maxBufferedBytes: Int = 8 << 20, userAgent: String = "LeadFlow/1") {
             self.maxConcurrentTransfers = maxConcurrentTransfers
             self.maxCachedConnections = maxCachedConnections
             self.maxResponseBytes = maxResponseBytes
+            self.maxBufferedBytes = maxBufferedBytes
             self.userAgent = userAgent
         }
     }
@@ -71,6 +77,14 @@ final class Transfer: @unchecked Sendable {
     var body = Data()
     var maxResponseBytes = 0
     var overflowed = false
+    /// Its place in the order transfers started: the oldest is never paused.
+    var sequence: UInt64 = 0
+    var budget: BufferBudget?
+    /// Bytes of the body counted against the budget.
+    var held = 0
+    var paused = false
+    /// Content-Length of an unencoded body, to size the buffer once.
+    var expectedLength: Int?
     /// curl writes its human-readable error here; it must outlive the easy handle's use.
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var requestBody: Data?
@@ -100,7 +114,9 @@ final class MultiLoop: @unchecked Sendable {
     private var cancellations = false
     // Only touched on the loop thread.
     private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+    private var nextSequence: UInt64 = 0
     private let finished = DispatchSemaphore(value: 0)
+    let budget: BufferBudget
 
     init(configuration: CurlHTTPClient.Configuration, logger: Logger) throws {
         guard let multi = curl_multi_init() else {
@@ -109,6 +125,9 @@ final class MultiLoop: @unchecked Sendable {
         self.multi = multi
         self.configuration = configuration
         self.logger = logger
+        // curl_multi_wakeup is the one multi call safe from any thread.
+        let handle = UnsafeSendable(multi)
+        budget = BufferBudget(limit: configuration.maxBufferedBytes, wake: { curl_multi_wakeup(handle.value) })
         try check(ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, configuration.maxCachedConnections),
                   "curl_multi_setopt(CURLMOPT_MAXCONNECTS)")
         let thread = Thread { [self] in run() }
@@ -166,6 +185,7 @@ final class MultiLoop: @unchecked Sendable {
                 logger.error("curl_multi_perform failed", metadata: ["curl.code": "\(performed.rawValue)"])
             }
             collectFinished()
+            resumePaused()
             // Finished transfers may have made room for queued ones: start them now rather
             // than after the poll, which nothing might wake for a while.
             let canStartMore = lock.withLock { !waiting.isEmpty && active.count < configuration.maxConcurrentTransfers }
@@ -175,9 +195,23 @@ final class MultiLoop: @unchecked Sendable {
         }
     }
 
+    /// Paused transfers go on when bytes were released or one became the oldest; curl
+    /// hands them the data it kept back. (Calls the write callback, which may pause them again.)
+    private func resumePaused() {
+        for transfer in active.values.sorted(by: { $0.sequence < $1.sequence }) where transfer.paused {
+            guard budget.mayResume(transfer.sequence), let easy = transfer.easy else { continue }
+            transfer.paused = false
+            _ = curl_easy_pause(easy, 0) // CURLPAUSE_CONT
+        }
+    }
+
     private func start(_ transfer: Transfer) {
         do {
             try configure(transfer)
+            nextSequence += 1
+            transfer.sequence = nextSequence
+            transfer.budget = budget
+            budget.started(transfer.sequence)
             try check(curl_multi_add_handle(multi, transfer.easy), "curl_multi_add_handle")
             active[transfer.easy!] = transfer
         } catch {
@@ -267,7 +301,11 @@ final class MultiLoop: @unchecked Sendable {
                 if ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK, status > 0 {
                     transfer.status = status
                 }
-                transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: transfer.body)))
+                // The body's bytes stay counted until the caller lets go of the response.
+                let lease = budget.lease(transfer.held)
+                transfer.held = 0
+                transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: transfer.body,
+                                                      bodyLease: lease)))
             } else {
                 let detail = transfer.errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 let kind: CurlError.Kind? = transfer.overflowed ? .responseTooLarge : nil
@@ -285,6 +323,9 @@ final class MultiLoop: @unchecked Sendable {
     }
 
     private func release(_ transfer: Transfer) {
+        if transfer.sequence != 0 { budget.ended(transfer.sequence, releasing: transfer.held) }
+        transfer.held = 0
+        transfer.sequence = 0
         if let easy = transfer.easy { curl_easy_cleanup(easy) }
         transfer.easy = nil
         if let list = transfer.headerList { curl_slist_free_all(list) }
@@ -300,6 +341,7 @@ final class MultiLoop: @unchecked Sendable {
             remove(transfer)
             transfer.finish(.failure(CancellationError()))
         }
+        budget.stop() // no lease released later wakes a handle about to be freed
         curl_multi_cleanup(multi)
         finished.signal()
     }
@@ -317,6 +359,14 @@ private let writeCallback: ccurl_data_callback = { data, size, count, context in
     guard transfer.body.count + length <= transfer.maxResponseBytes else {
         transfer.overflowed = true
         return 0
+    }
+    if let budget = transfer.budget, !budget.admit(length, for: transfer.sequence) {
+        transfer.paused = true
+        return 0x1000_0001 // CURL_WRITEFUNC_PAUSE: curl keeps the bytes and offers them again
+    }
+    transfer.held += length
+    if transfer.body.isEmpty, let expected = transfer.expectedLength, expected <= transfer.maxResponseBytes {
+        transfer.body.reserveCapacity(expected)
     }
     if let data { transfer.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: length) }
     return length
@@ -338,6 +388,93 @@ private let headerCallback: ccurl_data_callback = { data, size, count, context i
         let name = String(line[..<colon])
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         transfer.headers.append((name, value))
+        if name.caseInsensitiveCompare("Content-Length") == .orderedSame, let length = Int(value), length >= 0 {
+            transfer.expectedLength = length
+        } else if name.caseInsensitiveCompare("Content-Encoding") == .orderedSame {
+            transfer.expectedLength = nil // the decoded body has another size
+        }
     }
     return length
+}
+
+/// The bytes of response bodies the client holds, all transfers together, against
+/// `Configuration.maxBufferedBytes`. Counted as they arrive (on the loop thread), released
+/// when a transfer fails or when the caller drops the response's `bodyLease` (any thread).
+final class BufferBudget: @unchecked Sendable {
+    private let lock = NSLock()
+    private let limit: Int
+    private let wake: @Sendable () -> Void
+    // Guarded by `lock`.
+    private var held = 0
+    private var downloading: Set<UInt64> = []
+    /// Finished bodies not yet let go of.
+    private var leases = 0
+    private var stopped = false
+
+    init(limit: Int, wake: @escaping @Sendable () -> Void) {
+        self.limit = limit
+        self.wake = wake
+    }
+
+    func started(_ sequence: UInt64) { lock.withLock { _ = downloading.insert(sequence) } }
+
+    /// May `length` more bytes of transfer `sequence` come in? Within the limit, yes. Past
+    /// it, only the oldest transfer still downloading, and only while no finished body is
+    /// held: so at most one body larger than the limit is alive at a time, and since a
+    /// holder lets go without waiting for any transfer, something always progresses.
+    func admit(_ length: Int, for sequence: UInt64) -> Bool {
+        lock.withLock {
+            guard held + length <= limit || mayExceed(sequence) else { return false }
+            held += length
+            return true
+        }
+    }
+
+    func mayResume(_ sequence: UInt64) -> Bool {
+        lock.withLock { held < limit || mayExceed(sequence) }
+    }
+
+    private func mayExceed(_ sequence: UInt64) -> Bool { leases == 0 && sequence == downloading.min() }
+
+    /// The transfer stopped downloading; what it held and handed over in no lease is freed.
+    func ended(_ sequence: UInt64, releasing bytes: Int) {
+        lock.withLock {
+            downloading.remove(sequence)
+            held -= bytes
+        }
+    }
+
+    /// The finished body's bytes, counted until the returned lease is released.
+    func lease(_ bytes: Int) -> BodyLease {
+        lock.withLock { leases += 1 }
+        return BodyLease(budget: self, bytes: bytes)
+    }
+
+    func release(_ bytes: Int) {
+        lock.withLock {
+            held -= bytes
+            leases -= 1
+            // Under the lock: `stop` cannot free the multi handle between the check and the call.
+            if !stopped { wake() }
+        }
+    }
+
+    func stop() { lock.withLock { stopped = true } }
+}
+
+/// A finished body's share of the budget, released when the last copy of the response goes.
+final class BodyLease: Sendable {
+    let budget: BufferBudget
+    let bytes: Int
+    init(budget: BufferBudget, bytes: Int) {
+        self.budget = budget
+        self.bytes = bytes
+    }
+    deinit { budget.release(bytes) }
+}
+
+/// A value a closure may carry across threads because the C library allows its use there.
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -110,8 +110,19 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
                               sha256: Hex.lowercase(SHA256.hash(data: body)), leads: page.leads.count + page.malformed.count - gone.count)
 
         // The one pass: transform, hash, encode the row.
+        // Rows go to the form's file every few megabytes: a page of large answers is not
+        // held twice (leads and rows) in memory. One stream reads a form, so one page of it
+        // is spooled at a time and its rows stay contiguous.
         var rows: [UInt8] = []
-        rows.reserveCapacity(page.leads.count * 640)
+        rows.reserveCapacity(min(page.leads.count * 640, Self.rowsFlushBytes + (1 << 20)))
+        func flushRows() throws {
+            guard !rows.isEmpty else { return }
+            try lock.withLock {
+                if forms[page.formID] == nil { forms[page.formID] = try formRows(page.formID) }
+                try handles[page.formID]!.write(contentsOf: rows)
+            }
+            rows.removeAll(keepingCapacity: true)
+        }
         var written = 0
         var rejections: [SpooledRejection] = []
         var newest: Date?
@@ -129,6 +140,7 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             case .lead(let ready):
                 LeadRow.append(ready, rawSHA256: digest, to: &rows)
                 written += 1
+                if rows.count >= Self.rowsFlushBytes { try flushRows() }
                 seen.append((lead.id, digest))
             case .rejected(let rejection):
                 rejections.append(SpooledRejection(rejection, rawSHA256: digest))
@@ -152,9 +164,11 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             if let newest { state.newest = max(state.newest ?? newest, newest) }
             forms[page.formID] = state
             for (id, digest) in seen { fingerprints.add(form: page.formID, lead: id, hash: digest) }
-            if !rows.isEmpty { try handles[page.formID]!.write(contentsOf: rows) }
         }
+        try flushRows()
     }
+
+    static let rowsFlushBytes = 4 << 20
 
     /// The form's accumulator, its rows file opened on first use. Called with `lock` held.
     private func formRows(_ formID: String) throws -> FormRows {

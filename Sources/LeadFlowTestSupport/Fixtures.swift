@@ -25,6 +25,15 @@ public struct ProcessResult: Sendable {
     public let status: Int32
     public let stdout: String
     public let stderr: String
+    /// The child's peak resident set (the kernel's `ru_maxrss`), in bytes.
+    public var peakResidentBytes: Int = 0
+
+    public init(status: Int32, stdout: String, stderr: String, peakResidentBytes: Int = 0) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.peakResidentBytes = peakResidentBytes
+    }
 }
 
 /// Runs a program to its end. The wait happens on a thread of its own: tests run in
@@ -88,10 +97,13 @@ public final class SpawnedProcess: @unchecked Sendable {
     public func wait() -> ProcessResult {
         if let result { return result }
         var status: Int32 = 0
-        while waitpid(processIdentifier, &status, 0) == -1 && errno == EINTR {}
+        var usage = rusage()
+        // wait4, not waitpid: the kernel hands over this child's own peak memory with its status.
+        while wait4(processIdentifier, &status, 0, &usage) == -1 && errno == EINTR {}
         let read = { (name: String) in (try? String(contentsOf: self.folder.appendingPathComponent(name), encoding: .utf8)) ?? "" }
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        let finished = ProcessResult(status: exitStatus, stdout: read("stdout"), stderr: read("stderr"))
+        let finished = ProcessResult(status: exitStatus, stdout: read("stdout"), stderr: read("stderr"),
+                                     peakResidentBytes: Int(usage.ru_maxrss) * 1024)
         try? FileManager.default.removeItem(at: folder)
         result = finished
         return finished

@@ -58,6 +58,11 @@ struct LeadFlow: AsyncParsableCommand {
     /// file alone is made readable again, on purpose: node_exporter reads it.)
     static func main() async {
         umask(0o077)
+        // glibc's defaults keep freed large buffers (a 500 kB answer, a 50 MB page) in
+        // per-thread heaps, where they fragment: 50 MB pages peaked at 217 MB with them,
+        // 162 MB with these. Buffers from 256 kB up are mapped and handed back on free,
+        // and two arenas serve the few threads a run has (docs/benchmarks.md).
+        MallocTuning.apply()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? AsyncParsableCommand {
@@ -122,5 +127,18 @@ enum LeadFlowVersion {
     static let version = "0.1.0"
     static var description: String {
         "leadflow \(version) (schema \(Migrations.latestVersion), Graph API \(Pipeline(name: "default").graph.apiVersion))"
+    }
+}
+
+/// glibc's `mallopt` (malloc.h is not in Swift's Glibc module), found at run time.
+enum MallocTuning {
+    static let mmapThreshold: Int32 = -3 // M_MMAP_THRESHOLD
+    static let arenaMax: Int32 = -8      // M_ARENA_MAX
+
+    static func apply() {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return } // RTLD_DEFAULT
+        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+        _ = mallopt(mmapThreshold, 256 << 10)
+        _ = mallopt(arenaMax, 2)
     }
 }

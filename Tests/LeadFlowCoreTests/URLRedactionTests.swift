@@ -1,3 +1,4 @@
+import Foundation
 import LeadFlowCore
 import Testing
 
@@ -27,5 +28,20 @@ import Testing
         let redacted = URLRedaction.redact(text)
         #expect(!redacted.contains("T1") && !redacted.contains("T2"))
         #expect(redacted == #"{"next":"http://h/a?x=1"} and http://h/b"#)
+    }
+
+    /// A page body is redacted in place (no copy of 50 MB): the same bytes as the copying
+    /// redaction, in the same buffer, for bodies with several secrets, one, or none.
+    @Test(arguments: [
+        #"{"data":[],"paging":{"next":"https://g/v25.0/1/leads?access_token=EAAB-x&limit=25&after=QVF","previous":"https://g/x?after=Q&access_token=T"}}"#,
+        #"{"paging":{"next":"http://h/x?access_token=T"}}"#,
+        #"{"data":[{"id":"1","field_data":[{"name":"q","values":["a=b & c"]}]}]}"#,
+    ])
+    func aBodyIsRedactedInPlaceExactlyAsByCopy(body: String) {
+        var data = Data(body.utf8)
+        URLRedaction.redact(owned: &data)
+        let copied = URLRedaction.redact(utf8: Array(body.utf8)).map { Data($0) } ?? Data(body.utf8)
+        #expect(data == copied)
+        #expect(!String(decoding: data, as: UTF8.self).contains("access_token"))
     }
 }

@@ -32,6 +32,16 @@ public struct GraphLeadPage: Sendable {
     /// Graph's deepest documents (a lead's `field_data` values) are 5 levels deep.
     public static let maximumDepth = GraphJSON.maximumDepth
 
+    /// The same over bytes in place (`parse(_: Data)`, in GraphLeadPage+Data.swift, reads a
+    /// body as it arrived with no copy of a 50 MB page).
+    static func parse(buffer: UnsafeRawBufferPointer) throws -> GraphLeadPage {
+        var parser = Parser(buffer)
+        let page = try parser.page()
+        parser.skipSpace()
+        guard parser.atEnd else { throw parser.error("text after the page") }
+        return page
+    }
+
     public static func parse(_ bytes: [UInt8]) throws -> GraphLeadPage {
         try bytes.withUnsafeBytes { buffer in
             var parser = Parser(buffer)
@@ -398,55 +408,81 @@ private struct Parser {
             if byte >= 0x80 { ascii = false }
             index += 1
         }
-        var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-        while index < bytes.count {
-            let byte = bytes[index]
-            index += 1
-            switch byte {
-            case UInt8(ascii: "\""):
-                guard let text = String(validating: out, as: UTF8.self) else { throw error("a string that is not UTF-8") }
-                return text
-            case UInt8(ascii: "\\"):
-                guard index < bytes.count else { throw error("the body ends early") }
-                let escape = bytes[index]
+        // Escapes. The decoded text is never longer than the literal (an escape is at least as
+        // long as what it stands for), so the string is made in one allocation of the
+        // literal's size: no buffer doubling and copying for a 500 kB answer, which left
+        // the heap fragmented at several times the page's size.
+        var end = index
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") { end += bytes[end] == UInt8(ascii: "\\") ? 2 : 1 }
+        guard end < bytes.count else { throw error("the body ends inside a string") }
+        let plain = index - start
+        return try String(unsafeUninitializedCapacity: end - start) { out in
+            var count = 0
+            func append(_ byte: UInt8) { out[count] = byte; count += 1 }
+            for offset in 0..<plain { append(bytes[start + offset]) }
+            while index < bytes.count {
+                let byte = bytes[index]
                 index += 1
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(escape)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800...0xDBFF).contains(scalar) {
-                        // A high surrogate: a low one must follow to make one character.
-                        if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
-                            let save = index
-                            index += 2
-                            let low = try hex4()
-                            if (0xDC00...0xDFFF).contains(low) {
-                                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard Self.isUTF8(UnsafeBufferPointer(rebasing: out[..<count])) else { throw error("a string that is not UTF-8") }
+                    return count
+                case UInt8(ascii: "\\"):
+                    guard index < bytes.count else { throw error("the body ends early") }
+                    let escape = bytes[index]
+                    index += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): append(escape)
+                    case UInt8(ascii: "b"): append(0x08)
+                    case UInt8(ascii: "f"): append(0x0C)
+                    case UInt8(ascii: "n"): append(0x0A)
+                    case UInt8(ascii: "r"): append(0x0D)
+                    case UInt8(ascii: "t"): append(0x09)
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xD800...0xDBFF).contains(scalar) {
+                            // A high surrogate: a low one must follow to make one character.
+                            if index + 6 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                                let save = index
+                                index += 2
+                                let low = try hex4()
+                                if (0xDC00...0xDFFF).contains(low) {
+                                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                                } else {
+                                    index = save
+                                    scalar = 0xFFFD
+                                }
                             } else {
-                                index = save
                                 scalar = 0xFFFD
                             }
-                        } else {
+                        } else if (0xDC00...0xDFFF).contains(scalar) {
                             scalar = 0xFFFD
                         }
-                    } else if (0xDC00...0xDFFF).contains(scalar) {
-                        scalar = 0xFFFD
+                        // At most 4 bytes from at least 6 of escape: within the capacity.
+                        for unit in UTF8.encode(Unicode.Scalar(scalar)!)! { append(unit) }
+                    default:
+                        throw error("an unknown escape")
                     }
-                    out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
                 default:
-                    throw error("an unknown escape")
+                    guard byte >= 0x20 else { throw error("a control character inside a string") }
+                    append(byte)
                 }
-            default:
-                guard byte >= 0x20 else { throw error("a control character inside a string") }
-                out.append(byte)
+            }
+            throw error("the body ends inside a string")
+        }
+    }
+
+    /// Whether the bytes are well-formed UTF-8.
+    static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
             }
         }
-        throw error("the body ends inside a string")
     }
 
     mutating func hex4() throws -> UInt32 {
