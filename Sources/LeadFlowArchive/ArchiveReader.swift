@@ -38,6 +38,24 @@ public final class ArchiveReader {
         }
     }
 
+    /// Reads from a file the caller opened and keeps open (libarchive does not close it), from
+    /// the descriptor's current offset: `archive extract` reads one open file twice, so what it
+    /// verified is what it extracts even if the path is swapped in between.
+    /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveReadOpen3
+    public init(fileDescriptor: Int32, path: String) throws {
+        self.url = URL(fileURLWithPath: path)
+        utf8Locale
+        guard let archive = archive_read_new() else {
+            throw ArchiveError(.io, function: "archive_read_new", path: path, message: "out of memory")
+        }
+        self.archive = archive
+        archive_read_support_filter_all(archive)
+        archive_read_support_format_tar(archive)
+        guard archive_read_open_fd(archive, fileDescriptor, 64 << 10) == ARCHIVE_OK else {
+            throw ArchiveError(.corrupt, function: "archive_read_open_fd", path: path, archive: archive)
+        }
+    }
+
     deinit {
         archive_read_free(archive)
     }
@@ -85,6 +103,14 @@ public final class ArchiveReader {
             }
             try chunk.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
+    }
+
+    /// Bytes so far: out of the decompressor (tar headers included) and read from the file.
+    /// Their ratio is how much the archive expands, known while reading, before it is all read.
+    /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveUtil3
+    public var bytesRead: (uncompressed: Int64, compressed: Int64) {
+        // Filter 0 is the one nearest the reader (the tar stream), -1 the one nearest the file.
+        (archive_filter_bytes(archive, 0), archive_filter_bytes(archive, -1))
     }
 
     /// The current member's bytes, whole (for small members such as the manifest).
