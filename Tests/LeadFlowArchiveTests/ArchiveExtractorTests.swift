@@ -70,26 +70,9 @@ import Glibc
         #expect(try ArchiveExtractor.extract(archive, to: empty).count == 4)
     }
 
-    /// 2 GiB of zeros in one tar member, zstd-compressed to about 66 KB. Made from
-    /// concatenated zstd frames (one holds 64 MiB of zeros, repeated), which every zstd
-    /// decoder reads as one stream: compressing 2 GiB here would take most of a minute.
+    /// The 2 GiB bomb, checked to be one: a 2 GiB member in under 100 KB.
     func zstdBomb() async throws -> URL {
-        let work = try Repository.temporaryFolder("bomb")
-        let made = try await runProgram("/bin/sh", ["-c", """
-            set -e
-            truncate -s 2G zeros
-            tar -cf - zeros | head -c 512 > header
-            rm zeros
-            head -c 64M /dev/zero | zstd -q -c > frame
-            {
-              zstd -q -c header
-              for i in $(seq 32); do cat frame; done
-              head -c 9728 /dev/zero | zstd -q -c
-            } > bomb.tar.zst
-            """], in: work)
-        #expect(made.status == 0, "\(made.stderr)")
-        let bomb = work.appendingPathComponent("bomb.tar.zst")
-        // It is a bomb: one member of 2 GiB, from under 100 KB.
+        let bomb = try await ArchiveBombs.zstdTwoGiB()
         #expect(try FileManager.default.attributesOfItem(atPath: bomb.path)[.size] as? Int ?? .max < 100_000)
         let reader = try ArchiveReader(url: bomb)
         #expect(try reader.nextEntry()?.size == 2 << 30)
