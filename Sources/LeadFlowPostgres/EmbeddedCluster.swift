@@ -148,7 +148,10 @@ public final class EmbeddedCluster: @unchecked Sendable {
         let authenticationChanged = try writeAuthentication(data: data, runAs: runAs)
         if try run(pgCtl, ["-D", data.path, "status"], runAs: runAs).status == 0 {
             // A cluster made by an older LeadFlow (trust) and left running: it reads the new rules now.
-            if authenticationChanged { _ = try run(pgCtl, ["-D", data.path, "reload"], runAs: runAs) }
+            if authenticationChanged, try run(pgCtl, ["-D", data.path, "reload"], runAs: runAs).status != 0 {
+                logger.warning("the running embedded Postgres did not reload its new pg_hba.conf: restart it",
+                               metadata: ["postgres.data": "\(data.path)"])
+            }
             return false
         }
         if socket == data {
