@@ -72,7 +72,9 @@ public enum ArchiveExtractor {
         }
         func checkRatio() throws {
             let (uncompressed, compressed) = reader.bytesRead
-            guard uncompressed <= Limits.ratioGrace || uncompressed <= limits.ratio * max(compressed, 1) else {
+            // Overflow means a ratio limit so large that nothing exceeds it (`--max-ratio` is the operator's).
+            let (allowed, overflow) = limits.ratio.multipliedReportingOverflow(by: max(compressed, 1))
+            guard uncompressed <= Limits.ratioGrace || overflow || uncompressed <= allowed else {
                 throw refuse("the archive expands more than \(limits.ratio) times (\(uncompressed) bytes out of \(compressed) read): a compression bomb")
             }
         }
