@@ -90,4 +90,32 @@ import Glibc
         #expect(try session.query("SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'")[0].int(0) == 0)
         #expect(try session.query("SELECT current_user")[0].string(0) == again.user)
     }
+
+    /// One left running with `trust` (by an older LeadFlow) reloads peer rules when a command
+    /// next finds it running: a role the peer map does not name can no longer log in.
+    @Test func aRunningClusterWithTrustReloadsPeerAuthenticationWhenFound() async throws {
+        let home = try Repository.temporaryFolder("embedded-running")
+        let first = try start(home)
+        defer { finish(first) }
+        let admin = try PostgresConnection(conninfo: first.conninfo(database: "postgres"))
+        try admin.execute(raw: RawSQL(label: "test role", "CREATE ROLE someone_else LOGIN"))
+        let asSomeoneElse = "host='\(first.socketDirectory.path)' port=5432 user=someone_else dbname=postgres"
+        func someoneElseGetsIn() -> Bool { (try? PostgresConnection(conninfo: asSomeoneElse)) != nil }
+        #expect(!someoneElseGetsIn(), "peer: this OS user is not someone_else")
+
+        let hba = first.dataDirectory.appendingPathComponent("pg_hba.conf")
+        var owner = stat()
+        #expect(stat(hba.path, &owner) == 0)
+        try Data("local all all trust\n".utf8).write(to: hba)
+        _ = chown(hba.path, owner.st_uid, owner.st_gid)
+        _ = try admin.query("SELECT pg_reload_conf()")
+        for _ in 0..<100 where !someoneElseGetsIn() { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(someoneElseGetsIn(), "trust lets anyone in: what the upgrade must end")
+
+        let found = try start(home)
+        #expect(!found.startedHere)
+        for _ in 0..<100 where someoneElseGetsIn() { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!someoneElseGetsIn())
+        #expect(try hbaRules(found) == ["local all all peer map=leadflow"])
+    }
 }
