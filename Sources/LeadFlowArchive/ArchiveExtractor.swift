@@ -97,7 +97,8 @@ public enum ArchiveExtractor {
                 continue
             }
             let file = try target?.createFile(name)
-            defer { file.map { _ = close($0) } }
+            var unclosed = file
+            defer { unclosed.map { _ = close($0) } }
             var memberBytes: Int64 = 0
             try reader.readData { chunk in
                 memberBytes += Int64(chunk.count)
@@ -110,6 +111,10 @@ public enum ArchiveExtractor {
                 }
                 try checkRatio()
                 if let file, let target { try target.write(chunk, to: file, member: name) }
+            }
+            if let file, let target {
+                unclosed = nil
+                try target.finish(file, member: name)
             }
             written.append(entry.name)
         }
@@ -224,6 +229,11 @@ final class ExtractionTarget {
             }
             offset += count
         }
+    }
+
+    /// Closes a member's file: some file systems (NFS, quotas) report a full disk only here.
+    func finish(_ file: Int32, member: String) throws {
+        guard close(file) == 0 else { throw ArchiveError.posix("close", path: folder, errno: errno, member: member) }
     }
 
     /// Removes what this extraction created, relative to the target's descriptor, newest

@@ -24,13 +24,7 @@ public final class ArchiveReader {
     /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveRead3
     public init(url: URL) throws {
         self.url = url
-        utf8Locale
-        guard let archive = archive_read_new() else {
-            throw ArchiveError(.io, function: "archive_read_new", path: url.path, message: "out of memory")
-        }
-        self.archive = archive
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
+        archive = try Self.newTarReader(path: url.path)
         let status = archive_read_open_filename(archive, url.path, 64 << 10)
         guard status == ARCHIVE_OK else {
             let exists = FileManager.default.fileExists(atPath: url.path)
@@ -44,16 +38,21 @@ public final class ArchiveReader {
     /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveReadOpen3
     public init(fileDescriptor: Int32, path: String) throws {
         self.url = URL(fileURLWithPath: path)
+        archive = try Self.newTarReader(path: path)
+        guard archive_read_open_fd(archive, fileDescriptor, 64 << 10) == ARCHIVE_OK else {
+            throw ArchiveError(.corrupt, function: "archive_read_open_fd", path: path, archive: archive)
+        }
+    }
+
+    /// A read handle for tar with any compression; the caller opens it and owns it.
+    private static func newTarReader(path: String) throws -> OpaquePointer {
         utf8Locale
         guard let archive = archive_read_new() else {
             throw ArchiveError(.io, function: "archive_read_new", path: path, message: "out of memory")
         }
-        self.archive = archive
         archive_read_support_filter_all(archive)
         archive_read_support_format_tar(archive)
-        guard archive_read_open_fd(archive, fileDescriptor, 64 << 10) == ARCHIVE_OK else {
-            throw ArchiveError(.corrupt, function: "archive_read_open_fd", path: path, archive: archive)
-        }
+        return archive
     }
 
     deinit {
