@@ -92,6 +92,9 @@ public enum ArchiveExtractor {
             guard entry.size <= limits.memberBytes else {
                 throw refuse("member \(entry.name) holds \(entry.size) bytes, more than the limit of \(limits.memberBytes) per member")
             }
+            guard total + entry.size <= limits.totalBytes else {
+                throw refuse("the members hold more than the limit of \(limits.totalBytes) bytes")
+            }
             if entry.kind == .directory {
                 try target?.makeFolder(name)
                 continue

@@ -102,6 +102,18 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: target.path), "nothing written")
     }
 
+    /// The 3 MiB member is over a 1 MiB limit, per member or in all: refused, nothing written.
+    @Test(arguments: [("member", ArchiveExtractor.Limits(memberBytes: 1 << 20)), ("total", ArchiveExtractor.Limits(totalBytes: 1 << 20))])
+    func anArchiveOverASizeLimitIsRefusedBeforeAnythingIsWritten(limit: String, limits: ArchiveExtractor.Limits) async throws {
+        let archive = try await productArchive()
+        let target = folder.appendingPathComponent("out")
+        let error = #expect(throws: ArchiveError.self) { try ArchiveExtractor.extract(archive, to: target, limits: limits) }
+        #expect(error?.kind == .tooLarge)
+        #expect(error?.message.contains(limit == "member" ? "pages/form-1/page-0002.json holds 3145728 bytes" : "limit of 1048576 bytes") == true,
+                "\(String(describing: error))")
+        #expect(!FileManager.default.fileExists(atPath: target.path))
+    }
+
     @Test func aFolderThatIsNotEmptyIsRefusedAndLeftAsItWas() async throws {
         let archive = try await productArchive()
         let target = try Repository.temporaryFolder("extract-busy")
