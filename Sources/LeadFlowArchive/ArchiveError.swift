@@ -11,6 +11,10 @@ public struct ArchiveError: LeadFlowError, Equatable {
         /// A member the writer refuses (empty or absolute name, `..`).
         case invalidMember = "invalid_member"
         case unsupported
+        /// `extract` refused an archive past its size or compression-ratio limit (a bomb).
+        case tooLarge = "too_large"
+        /// `extract` refused its target folder: not empty, or a link on the way to it.
+        case targetRefused = "target_refused"
     }
 
     public let kind: Kind
@@ -35,9 +39,15 @@ public struct ArchiveError: LeadFlowError, Equatable {
         self.init(kind, function: function, path: path, message: message)
     }
 
-    /// An error from a POSIX call, with strerror's text.
-    static func posix(_ function: String, path: String, errno code: Int32) -> ArchiveError {
-        ArchiveError(.io, function: function, path: path, message: String(cString: strerror(code)))
+    /// An error from a POSIX call, with strerror's text. `member`: the archive member being
+    /// written when it happened, so a full disk says what was cut short.
+    static func posix(_ function: String, path: String, errno code: Int32, member: String? = nil) -> ArchiveError {
+        if let member, code == ENOSPC || code == EDQUOT {
+            return ArchiveError(.io, function: function, path: path,
+                                message: "the disk is full while writing \(member): nothing more was extracted")
+        }
+        let text = String(cString: strerror(code))
+        return ArchiveError(.io, function: function, path: path, message: member.map { "\(text) while writing \($0)" } ?? text)
     }
 }
 

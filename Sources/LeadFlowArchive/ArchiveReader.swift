@@ -24,18 +24,35 @@ public final class ArchiveReader {
     /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveRead3
     public init(url: URL) throws {
         self.url = url
-        utf8Locale
-        guard let archive = archive_read_new() else {
-            throw ArchiveError(.io, function: "archive_read_new", path: url.path, message: "out of memory")
-        }
-        self.archive = archive
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
+        archive = try Self.newTarReader(path: url.path)
         let status = archive_read_open_filename(archive, url.path, 64 << 10)
         guard status == ARCHIVE_OK else {
             let exists = FileManager.default.fileExists(atPath: url.path)
             throw ArchiveError(exists ? .corrupt : .io, function: "archive_read_open_filename", path: url.path, archive: archive)
         }
+    }
+
+    /// Reads from a file the caller opened and keeps open (libarchive does not close it), from
+    /// the descriptor's current offset: `archive extract` reads one open file twice, so what it
+    /// verified is what it extracts even if the path is swapped in between.
+    /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveReadOpen3
+    public init(fileDescriptor: Int32, path: String) throws {
+        self.url = URL(fileURLWithPath: path)
+        archive = try Self.newTarReader(path: path)
+        guard archive_read_open_fd(archive, fileDescriptor, 64 << 10) == ARCHIVE_OK else {
+            throw ArchiveError(.corrupt, function: "archive_read_open_fd", path: path, archive: archive)
+        }
+    }
+
+    /// A read handle for tar with any compression; the caller opens it and owns it.
+    private static func newTarReader(path: String) throws -> OpaquePointer {
+        utf8Locale
+        guard let archive = archive_read_new() else {
+            throw ArchiveError(.io, function: "archive_read_new", path: path, message: "out of memory")
+        }
+        archive_read_support_filter_all(archive)
+        archive_read_support_format_tar(archive)
+        return archive
     }
 
     deinit {
@@ -85,6 +102,14 @@ public final class ArchiveReader {
             }
             try chunk.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         }
+    }
+
+    /// Bytes so far: out of the decompressor (tar headers included) and read from the file.
+    /// Their ratio is how much the archive expands, known while reading, before it is all read.
+    /// - SeeAlso: https://github.com/libarchive/libarchive/wiki/ManPageArchiveUtil3
+    public var bytesRead: (uncompressed: Int64, compressed: Int64) {
+        // Filter 0 is the one nearest the reader (the tar stream), -1 the one nearest the file.
+        (archive_filter_bytes(archive, 0), archive_filter_bytes(archive, -1))
     }
 
     /// The current member's bytes, whole (for small members such as the manifest).

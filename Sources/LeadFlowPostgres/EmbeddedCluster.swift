@@ -136,7 +136,7 @@ public final class EmbeddedCluster: @unchecked Sendable {
             try files.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             if let runAs { try chown(data, to: runAs) }
             let initdb = try run(binaries.appendingPathComponent("initdb"),
-                                 ["-D", data.path, "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--no-locale",
+                                 ["-D", data.path, "--auth-local=peer", "--auth-host=reject", "-E", "UTF8", "--no-locale",
                                   "-U", try runAs ?? currentUser()],
                                  runAs: runAs)
             guard initdb.status == 0 else {
@@ -145,8 +145,19 @@ public final class EmbeddedCluster: @unchecked Sendable {
             logger.notice("created the embedded Postgres cluster", metadata: ["postgres.data": "\(data.path)"])
         }
         let pgCtl = binaries.appendingPathComponent("pg_ctl")
-        if try run(pgCtl, ["-D", data.path, "status"], runAs: runAs).status == 0 { return false }
-        if socket != data {
+        let authenticationChanged = try writeAuthentication(data: data, runAs: runAs)
+        if try run(pgCtl, ["-D", data.path, "status"], runAs: runAs).status == 0 {
+            // A cluster made by an older LeadFlow (trust) and left running: it reads the new rules now.
+            if authenticationChanged, try run(pgCtl, ["-D", data.path, "reload"], runAs: runAs).status != 0 {
+                logger.warning("the running embedded Postgres did not reload its new pg_hba.conf: restart it",
+                               metadata: ["postgres.data": "\(data.path)"])
+            }
+            return false
+        }
+        if socket == data {
+            // The socket's folder is the data folder: only its owner (and root) may enter it.
+            _ = chmod(data.path, 0o700)
+        } else {
             try files.createDirectory(at: socket, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             if let runAs { try chown(socket, to: runAs) }
             // A predictable name under /tmp: refuse one somebody else made.
@@ -165,6 +176,47 @@ public final class EmbeddedCluster: @unchecked Sendable {
         }
         logger.info("started the embedded Postgres", metadata: ["postgres.data": "\(data.path)"])
         return true
+    }
+
+    /// Who may connect: over the socket only (no `host` line, and `listen_addresses` is
+    /// empty), by peer authentication, as the cluster's own OS user, or as root mapped to it
+    /// (root starts the cluster as `leadflow` and then connects as that database user).
+    /// Written at every start, so a cluster initdb'd with `trust` by an older LeadFlow is
+    /// upgraded. Returns whether pg_hba.conf changed.
+    static func writeAuthentication(data: URL, runAs: String?) throws -> Bool {
+        let user = try runAs ?? currentUser()
+        let hba = """
+            # Written by LeadFlow at every start of its embedded cluster: peer authentication over
+            # the unix socket only. Changes here are overwritten.
+            local all all peer map=leadflow
+
+            """
+        var ident = """
+            # Written by LeadFlow: the OS users that may connect, and as which database user.
+            leadflow "\(user)" "\(user)"
+
+            """
+        if runAs != nil { ident += "leadflow root \"\(user)\"\n" }
+        let hbaFile = data.appendingPathComponent("pg_hba.conf"), identFile = data.appendingPathComponent("pg_ident.conf")
+        let changed = (try? String(contentsOf: hbaFile, encoding: .utf8)) != hba
+        for (file, text) in [(identFile, ident), (hbaFile, hba)] {
+            do { try Data(text.utf8).write(to: file, options: .atomic) } catch {
+                throw EmbeddedClusterError(message: "cannot write \(file.path): \(error.localizedDescription)")
+            }
+            _ = chmod(file.path, 0o600)
+            if let runAs, let entry = getpwnam(runAs) { _ = Glibc.chown(file.path, entry.pointee.pw_uid, entry.pointee.pw_gid) }
+        }
+        return changed
+    }
+
+    /// The whole environment of initdb, pg_ctl and the server: nothing of LeadFlow's own (its
+    /// app secret, DATABASE_URL, …), which any client could otherwise read in the server's
+    /// `/proc/PID/environ`. C.UTF-8 and UTC so the server behaves the same on every host.
+    static func serverEnvironment(runAs: String?) -> [String] {
+        let user = runAs.flatMap { getpwnam($0) } ?? getpwuid(geteuid())
+        let home = user.map { String(cString: $0.pointee.pw_dir) } ?? "/"
+        return ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC",
+                "HOME=\(home)"]
     }
 
     private func createDatabase() throws {
@@ -222,8 +274,11 @@ public final class EmbeddedCluster: @unchecked Sendable {
     /// Foundation's Process does not always notice an exit when a daemon is left behind.
     static func run(_ program: URL, _ arguments: [String], runAs: String?, capture: Bool = true) throws -> (status: Int32, output: String) {
         // Through sh, to start in "/": the server must not inherit a working folder its user cannot read.
+        // `env -i` last: runuser (through PAM) adds variables of its own, and the program
+        // must get exactly the clean environment.
+        let clean = serverEnvironment(runAs: runAs)
         let argv = ["/bin/sh", "-c", #"cd / && exec "$0" "$@""#] + (runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? [])
-            + [program.path] + arguments
+            + ["/usr/bin/env", "-i"] + clean + [program.path] + arguments
         let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("leadflow-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out")
         defer { unlink(outputFile.path) }
         var actions = posix_spawn_file_actions_t()
@@ -235,7 +290,10 @@ public final class EmbeddedCluster: @unchecked Sendable {
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
+        // sh and runuser get the clean environment too: LeadFlow's stays in LeadFlow.
+        let cEnvironment = clean.map { strdup($0) } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, cEnvironment)
         guard spawned == 0 else {
             throw EmbeddedClusterError(message: "could not start \(argv[0]): \(String(cString: strerror(spawned)))")
         }

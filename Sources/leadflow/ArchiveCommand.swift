@@ -120,18 +120,38 @@ extension LeadFlow {
 
         struct Extract: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Extract an archive into a folder, refusing absolute paths, '..' and links.",
-                discussion: "Example:\n  leadflow archive extract .leadflow/archives/acme/1001/run-7.tar.zst --to /tmp/run-7")
+                abstract: "Extract an archive into a new folder, refusing absolute paths, '..', links and bombs.",
+                discussion: """
+                    The archive is opened once, checked whole, then extracted from that same open file. The target must be missing (created 0700) or an empty folder; no link is followed, in the archive or on the way to the target. Files are 0600, folders 0700. An archive over the limits (size, or expanding more than the ratio) is refused while it is read, before its bytes are written. On any refusal or error, a full disk included, what was extracted is removed.
+
+                    Exit codes: 0 extracted; 64 refused (a hostile or oversized archive, a target that is not a new folder); 1 another failure.
+
+                    Example:
+                      leadflow archive extract .leadflow/archives/acme/1001/run-7.tar.zst --to /tmp/run-7
+                    """)
             @OptionGroup var common: CommonOptions
             @Argument(help: "The archive file.") var file: String
-            @Option(help: "The folder to extract into (created when missing).") var to: String
+            @Option(help: "The folder to extract into: missing (created) or empty.") var to: String
+            @Option(name: .customLong("max-bytes"), help: "The most bytes all members may hold together.")
+            var maxBytes: Int64 = ArchiveExtractor.Limits().totalBytes
+            @Option(name: .customLong("max-member-bytes"), help: "The most bytes one member may hold.")
+            var maxMemberBytes: Int64 = ArchiveExtractor.Limits().memberBytes
+            @Option(name: .customLong("max-ratio"), help: "The most the archive may expand (uncompressed bytes per compressed byte).")
+            var maxRatio: Int64 = ArchiveExtractor.Limits().ratio
+
+            func validate() throws {
+                guard maxBytes > 0, maxMemberBytes > 0, maxRatio > 0 else {
+                    throw ValidationError("--max-bytes, --max-member-bytes and --max-ratio must be positive")
+                }
+            }
 
             func run() async throws {
                 common.bootstrapLogging()
+                let limits = ArchiveExtractor.Limits(totalBytes: maxBytes, memberBytes: maxMemberBytes, ratio: maxRatio)
                 do {
-                    let written = try ArchiveExtractor.extract(URL(fileURLWithPath: file), to: URL(fileURLWithPath: to))
+                    let written = try ArchiveExtractor.extract(URL(fileURLWithPath: file), to: URL(fileURLWithPath: to), limits: limits)
                     Output.say("extracted \(written.count) files into \(to)\n")
-                } catch let error as ArchiveError where error.kind == .invalidMember {
+                } catch let error as ArchiveError where [.invalidMember, .tooLarge, .targetRefused].contains(error.kind) {
                     Output.problem("leadflow: \(error.description)")
                     throw ExitStatus.badInput
                 } catch {
