@@ -149,6 +149,8 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             for (id, digest) in seen { fingerprints.add(form: page.formID, lead: id, hash: digest) }
             if !rows.isEmpty { try handles[page.formID]!.write(contentsOf: rows) }
         }
+        // A page is on disk and more are being read: a kill here is a kill in extraction.
+        DebugKill.point(DebugKill.extract)
     }
 
     /// The form's accumulator, its rows file opened on first use. Called with `lock` held.
