@@ -146,15 +146,19 @@ import Testing
 
     @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() async throws {
         try await connectBoth()
-        // How long an uninterrupted run takes here, to spread the kills over it.
-        let probeDB = try TestDatabase.create("probe")
-        let probe = LeadFlowCLI(databaseURL: probeDB, home: try Repository.temporaryFolder("probe"), fake: fake, now: Self.now)
-        for page in ["1001", "1002"] {
-            _ = try await probe(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-kill-token-\(page)\n")
+        // How long an uninterrupted run takes here, to spread the kills over it: the shorter
+        // of two, since a probe slowed by a busy machine would put most kills after the end.
+        var duration = Double.infinity
+        for _ in 0..<2 {
+            let probe = LeadFlowCLI(databaseURL: try TestDatabase.create("probe"), home: try Repository.temporaryFolder("probe"),
+                                    fake: fake, now: Self.now)
+            for page in ["1001", "1002"] {
+                _ = try await probe(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-kill-token-\(page)\n")
+            }
+            let started = Date()
+            _ = try await probe(["run"])
+            duration = min(duration, Date().timeIntervalSince(started))
         }
-        let started = Date()
-        _ = try await probe(["run"])
-        let duration = Date().timeIntervalSince(started)
 
         var generator = SeededGenerator.fromEnvironment()
         let replay = "replay with LEADFLOW_TEST_SEED=\(generator.seed)"
