@@ -19,6 +19,8 @@ public enum DebugKill {
     public static let archive = "archive.written"
     public static let copy = "copy.rows-sent"
     public static let commit = "commit.pending"
+    /// After a window's commit: some of the run's windows are in, the rest are not.
+    public static let committed = "commit.done"
 
     public static func point(_ name: String) {
         guard let target, target == name else { return }

@@ -33,7 +33,7 @@ public enum PassStage: Int, Comparable, CaseIterable, Sendable, CustomStringConv
         switch point {
         case DebugKill.extract: .extract
         case DebugKill.archive: .archive
-        case DebugKill.copy, DebugKill.commit: .load
+        case DebugKill.copy, DebugKill.commit, DebugKill.committed: .load
         default: preconditionFailure("no such kill point: \(point)")
         }
     }

@@ -47,18 +47,27 @@ import Testing
         func leadCount() throws -> Int { try db.query("SELECT count(*) FROM leads")[0].int(0) ?? -1 }
 
         // Killed at each stage's debug point in turn: each kill lands where it names (the
-        // point's own line, then SIGKILL; the progress lines show that stage) and commits no lead.
+        // point's own line, then SIGKILL; the progress lines show that stage) and commits no
+        // lead. Then killed just after a window's commit: that window is in, the others are not.
         let before = try leadCount()
-        for point in [DebugKill.extract, DebugKill.archive, DebugKill.copy, DebugKill.commit] {
+        for point in [DebugKill.extract, DebugKill.archive, DebugKill.copy, DebugKill.commit, DebugKill.committed] {
             let killed = try await runProgram(LeadFlowBinary.path, arguments, environment: env.merging(["LEADFLOW_DEBUG_KILL_AT": point]) { $1 })
             #expect(Killed.byPoint(point, killed), "killed at \(point)? status \(killed.status): \(killed.stderr.suffix(600))")
             #expect(PassStage.reached(in: killed.stderr) == PassStage.of(killPoint: point), "\(point): \(killed.stderr.suffix(600))")
-            #expect(try leadCount() == before, "killed at \(point)")
+            let windows = try db.query("SELECT count(*) FROM backfill_windows")[0].int(0) ?? -1
+            if point == DebugKill.committed {
+                #expect(try leadCount() > before, "killed after a commit")
+                #expect(windows == 1, "killed after the first window's commit: \(windows) windows recorded")
+            } else {
+                #expect(try leadCount() == before, "killed at \(point)")
+                #expect(windows == 0, "killed at \(point): \(windows) windows recorded")
+            }
             try Killed.lapseConnectionLeases(databaseURL)
         }
 
-        // Then at random instants, from early (extract) to late (archive, load, commit): each
-        // round waits longer. Seeded, so a failure can be replayed.
+        // Then at random instants, each round waiting longer. Seeded, so a failure can be
+        // replayed; the stages they reached are printed (mostly extraction: a round killed
+        // there commits nothing, so the next starts over).
         var generator = SeededGenerator.fromEnvironment()
         let replay = "replay with LEADFLOW_TEST_SEED=\(generator.seed)"
         print("aKilledBackfillResumes: \(replay)")
