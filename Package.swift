@@ -103,7 +103,7 @@ let package = Package(
                                          "LeadFlowTestSupport"],
                           swiftSettings: strict),
 
-        .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore"], swiftSettings: strict),
+        .testTarget(name: "LeadFlowCoreTests", dependencies: ["LeadFlowCore", "LeadFlowTestSupport"], swiftSettings: strict),
         .testTarget(name: "LeadFlowPipelineFileTests",
                     dependencies: ["LeadFlowPipelineFile", "LeadFlowCore", "LeadFlowTestSupport"], swiftSettings: strict),
         .testTarget(name: "LeadFlowStagesTests",

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The fault suite at full counts (CI runs the same tests with fewer kills): SIGKILL of
-# `leadflow run` at 100 random instants, the database faults, a full disk, the secret
+# `leadflow run` in each stage and at 100 random instants (seeded: a failure prints
+# LEADFLOW_TEST_SEED=<seed>, set it to replay the instants), the database faults, a full disk, the secret
 # scan, erasure, orphans of killed runs, a killed key rotation, and the property-based
 # fuzzers for SECONDS each (default 600).
 # Usage: bash scripts/fault-suite.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEADFLOW_KILL_ROUNDS=100 bash scripts/test.sh \
-    --filter 'killedAtRandomInstants|aKilledBackfill|DatabaseFault|anArchiveThatCannot|SecretScan|EraseCommand|OrphanTests|KeyCommandTests|clockSkew|GraphJSON'
+    --filter 'killedInEachStage|killedAtRandomInstants|aKilledBackfill|DatabaseFault|anArchiveThatCannot|SecretScan|EraseCommand|OrphanTests|KeyCommandTests|clockSkew|GraphJSON'
 bash scripts/fuzz.sh "${1:-600}"

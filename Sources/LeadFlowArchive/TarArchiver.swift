@@ -85,7 +85,7 @@ public struct TarArchiver: RawArchiver {
         let writer = try ArchiveWriter(publishingTo: url, compression: compression)
         for member in members { try writer.addFile(named: member.name, contentsOf: member.file) }
         try writer.addFile(named: "manifest.json", contents: manifest)
-        DebugFault.point("archive.written")
+        DebugKill.point(DebugKill.archive)
         try writer.publish()
         let verified = try ArchiveVerifier.verify(url)
         return ArchivedRun(path: relativePath, sha256: try ArchiveVerifier.sha256(of: url),
@@ -105,17 +105,6 @@ public struct TarArchiver: RawArchiver {
         return members
     }
 
-}
-
-/// Instants a test can kill the process at, to leave what a crash there leaves
-/// (`LEADFLOW_DEBUG_KILL_AT=archive.written`: every member in the temporary file, not yet
-/// renamed). Debug builds only: a release binary has no such switch.
-enum DebugFault {
-    static func point(_ name: String) {
-        #if DEBUG
-        if ProcessInfo.processInfo.environment["LEADFLOW_DEBUG_KILL_AT"] == name { kill(getpid(), SIGKILL) }
-        #endif
-    }
 }
 
 /// Checks an archive end to end: every member readable, and every hash the manifest

@@ -215,6 +215,8 @@ struct ConnectionPass {
             }
             try Task.checkCancellation() // the pass's time limit ends it between windows
             result.formCounts[formID] = try await leads.loadWindow(batch)
+            // One window committed, the others not yet: a rerun must resume after it.
+            DebugKill.point(DebugKill.committed)
             PassLiveness.tick()
         }
         result.counts = result.formCounts.values.reduce(LoadCounts()) { $0 + $1 }

@@ -166,6 +166,8 @@ final class LeadSpool: LeadPageSink, @unchecked Sendable {
             for (id, digest) in seen { fingerprints.add(form: page.formID, lead: id, hash: digest) }
         }
         try flushRows()
+        // A page is on disk and more are being read: a kill here is a kill in extraction.
+        DebugKill.point(DebugKill.extract)
     }
 
     static let rowsFlushBytes = 4 << 20

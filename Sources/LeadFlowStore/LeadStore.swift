@@ -452,6 +452,8 @@ public struct LeadStore: LeadRepository {
                         }
                         try writer.appendRaw(row, then: stamp)
                     }
+                    // Every row sent, the COPY not yet ended: a kill here is a kill in COPY.
+                    DebugKill.point(DebugKill.copy)
                 }
             }
             if known == nil || sawKnown {
@@ -461,6 +463,7 @@ public struct LeadStore: LeadRepository {
                         if let known, !known.contains(Self.leadID(of: row)) { return }
                         try writer.appendRaw(row, then: [])
                     }
+                    DebugKill.point(DebugKill.copy)
                 }
                 let distinct = try db.query("SELECT count(DISTINCT lead_id) FROM lead_stage", label: "count staged")[0].int(0) ?? 0
                 let upserted = try upsertStaged(db, archiveID: archiveID, runID: batch.runID, at: batch.at)
@@ -509,6 +512,8 @@ public struct LeadStore: LeadRepository {
         case .leadsOnly:
             break
         }
+        // Every statement of the window done, its COMMIT not yet sent.
+        DebugKill.point(DebugKill.commit)
         return counts
     }
 

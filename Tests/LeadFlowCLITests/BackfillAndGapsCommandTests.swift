@@ -8,12 +8,12 @@ import Testing
 /// a reauthentication and a backfill bring the period's leads in, and every format of the
 /// report says so.
 @Suite(.serialized) struct BackfillAndGapsCommandTests {
-    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T09:00:00Z")
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         var scenario = GraphScenario(
@@ -25,16 +25,10 @@ import Testing
             tokens: [.user("EAAB-gaps-user-one", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
                      .user("EAAB-gaps-user-two", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(30)))])
         scenario.tokens[0].dataAccessExpiresAt = UTCTime.iso8601(Self.day(20))
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("gapscmd")
         home = try Repository.temporaryFolder("gapscmd")
-    }
-
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
-        fake.now = Self.day(n)
-        return try await LeadFlowBinary.run(arguments + ["--pipeline", Repository.fixture("pipelines/no-automatic-backfill.yml").path],
-                                      environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
-                                                                              now: Self.day(n)), input: input)
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day, pipeline: Repository.fixture("pipelines/no-automatic-backfill.yml"))
     }
 
     @Test func aVoidPeriodIsReportedThenBackfilledThenRecovered() async throws {

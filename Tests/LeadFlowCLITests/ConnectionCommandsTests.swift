@@ -9,29 +9,24 @@ import Testing
 @Suite struct ConnectionCommandsTests {
     static let token = "EAAB-cli-secret-\(UInt32.random(in: 0...UInt32.max))"
     static let freshToken = "EAAB-cli-fresh-\(UInt32.random(in: 0...UInt32.max))"
-    static let day0 = UTCTime.parse("2026-03-02T08:00:00Z")!
+    static let day = TestDays(zero: "2026-03-02T08:00:00Z")
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let run: LeadFlowCLI
     /// Everything the commands printed, to scan for the token at the end.
     var outputs: [String] = []
 
     init() throws {
         var scenario = GraphScenario(
             pages: [.init(id: "1001", name: "Acme", forms: [.init(id: "2001", name: "Webinar")])],
-            tokens: [.user(Self.token, name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day0)),
-                     .user(Self.freshToken, name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day0.addingTimeInterval(100 * 86_400)))])
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+            tokens: [.user(Self.token, name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
+                     .user(Self.freshToken, name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(100)))])
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("clicmd")
         home = try Repository.temporaryFolder("clihome")
-    }
-
-    func run(_ arguments: [String], day: Double, input: String? = nil) async throws -> ProcessResult {
-        let instant = Self.day0.addingTimeInterval(day * 86_400)
-        fake.now = instant
-        return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
-                                                                                         graphURL: fake.baseURL, now: instant), input: input)
+        run = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day)
     }
 
     @Test func aTokenGivenAsAnArgumentIsRefused() async throws {
@@ -102,7 +97,7 @@ import Testing
     }
 
     @Test func aRefusedConnectNamesWhatIsMissing() async throws {
-        fake.addTokenEvent(.init(at: UTCTime.iso8601(Self.day0), kind: .revokePermission, permission: "pages_manage_ads"), token: Self.token)
+        fake.addTokenEvent(.init(at: UTCTime.iso8601(Self.day(0)), kind: .revokePermission, permission: "pages_manage_ads"), token: Self.token)
         let result = try await run(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0.01, input: Self.token)
         #expect(result.status == 64)
         #expect(result.stderr.contains("missing permission: pages_manage_ads"), "\(result.stderr)")

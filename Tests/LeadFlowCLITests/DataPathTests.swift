@@ -14,6 +14,7 @@ import Testing
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         let scenario = GraphScenario(
@@ -24,12 +25,7 @@ import Testing
         fake = try GraphFake(scenario: scenario, now: Self.now)
         databaseURL = try TestDatabase.create("datapath")
         home = try Repository.temporaryFolder("datapath")
-    }
-
-    func leadflow(_ arguments: [String], at instant: Date = now, input: String? = nil) async throws -> ProcessResult {
-        fake.now = instant
-        return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL,
-                                                                                         now: instant), input: input)
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now)
     }
 
     func connect(_ instance: String, _ page: String) async throws {

@@ -8,8 +8,7 @@ import Testing
 /// figures the scenario makes; a second run that prints the same story; and one instance's
 /// HTML page that names nobody of another.
 @Suite(.serialized) struct DemoCommandTests {
-    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-01-05T09:00:00Z")
 
     /// The scenario's leads of a form created in `[from, to)`.
     func leads(form: String, from: Double, to: Double) throws -> Int {
@@ -131,13 +130,7 @@ import Testing
 
     /// The report compared with `fixtures/golden/`; LEADFLOW_UPDATE_GOLDEN=1 rewrites it.
     func checkGolden(_ name: String, _ text: String) throws {
-        let file = Repository.fixture("golden/\(name)")
-        if ProcessInfo.processInfo.environment["LEADFLOW_UPDATE_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: file)
-        }
-        let golden = try String(contentsOf: file, encoding: .utf8)
-        #expect(text == golden, "gap report differs from \(file.path)")
+        if let difference = try Golden.difference(text, from: name) { Issue.record("gap report \(difference)") }
     }
 
     /// The binary alone, copied outside the checkout (as install.sh and the Dockerfile

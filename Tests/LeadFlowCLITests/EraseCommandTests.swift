@@ -7,8 +7,7 @@ import Testing
 /// `leadflow erase`: the person leaves the tables and every archive, and stays out through
 /// a backfill of the same window.
 @Suite(.serialized) struct EraseCommandTests {
-    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T09:00:00Z")
 
     @Test func anErasedPersonLeavesTablesAndArchivesAndABackfillDoesNotBringThemBack() async throws {
         var scenario = GraphScenario(
@@ -17,14 +16,10 @@ import Testing
             ])],
             tokens: [.init(token: "EAAB-erase-token", pages: ["1001"])])
         scenario.tokens[0].type = "USER"
-        let fake = try GraphFake(scenario: scenario, now: Self.day0)
+        let fake = try GraphFake(scenario: scenario, now: Self.day(0))
         let databaseURL = try TestDatabase.create("erase")
         let home = try Repository.temporaryFolder("erase")
-        func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
-            fake.now = Self.day(n)
-            return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(
-                databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n)), input: input)
-        }
+        let leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day)
         #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-main"], day: 0, input: "EAAB-erase-token\n").status == 0)
         #expect(try await leadflow(["run"], day: 5).status == 0)
         #expect(try await leadflow(["run"], day: 9).status == 0)   // the overlap puts some leads in two archives

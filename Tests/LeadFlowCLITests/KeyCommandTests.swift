@@ -9,12 +9,12 @@ import Testing
 /// kept until nothing refers to it), and the erasure key, a key of its own whose id every
 /// tombstone carries, never made again by accident. Through the built binary.
 @Suite(.serialized) struct KeyCommandTests {
-    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T09:00:00Z")
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
     let db: PostgresConnection
     var keyFile: URL { home.appendingPathComponent("token.key") }
     var nextKeyFile: URL { home.appendingPathComponent("token.key.next") }
@@ -30,19 +30,11 @@ import Testing
             tokens: [.init(token: "EAAB-keys-token", pages: ["1001", "1002", "1003"]),
                      .user("EAAB-keys-token-day6", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(6)))])
         scenario.tokens[0].type = "USER"
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("keys")
         home = try Repository.temporaryFolder("keys")
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day)
         db = try PostgresConnection(conninfo: databaseURL)
-    }
-
-    func environment(day n: Double) -> [String: String] {
-        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n))
-    }
-
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
-        fake.now = Self.day(n)
-        return try await LeadFlowBinary.run(arguments, environment: environment(day: n), input: input)
     }
 
     func connect(_ pages: [String], notify: Bool = false) async throws {
@@ -108,7 +100,7 @@ import Testing
         try holder.execute(raw: RawSQL(label: "hold", "BEGIN"))
         try holder.query("SELECT 1 FROM connections WHERE id = $1 FOR UPDATE", [ids[1]])
         fake.now = Self.day(1)
-        let rotate = try SpawnedProcess(LeadFlowBinary.path, ["key", "rotate"], environment: environment(day: 1))
+        let rotate = try SpawnedProcess(LeadFlowBinary.path, ["key", "rotate"], environment: leadflow.environment(at: Self.day(1)))
         let watcher = try PostgresConnection(conninfo: databaseURL)
         let held = try await watcher.waitForLockWait(like: "%UPDATE connections SET token_ciphertext%")
         try #require(held, "the rotation never reached the second connection: \(rotate.stderrSoFar)")

@@ -97,22 +97,6 @@ import Testing
         #expect(!result.stderr.contains("hunter2secret"))
     }
 
-    @Test func helpNamesEveryCommandAndTheExitCodes() async throws {
-        let result = try await runProgram(LeadFlowBinary.path, ["--help"])
-        #expect(result.status == 0)
-        #expect(result.stdout.contains("migrate"))
-        #expect(result.stdout.contains("64  bad input or configuration"))
-        // Every command says what it does, its options with defaults, and an example, in 80 columns.
-        for command in [["demo"], ["migrate"], ["connect"], ["check"], ["run"], ["backfill"], ["gaps"], ["status"], ["reminders"],
-                        ["archive", "list"], ["archive", "verify"], ["archive", "extract"]] {
-            let help = try await runProgram(LeadFlowBinary.path, command + ["--help"])
-            #expect(help.status == 0)
-            #expect(help.stdout.contains("OVERVIEW: "), "\(command)")
-            #expect(help.stdout.contains("Example"), "\(command) has no example")
-            #expect(help.stdout.contains("--log-level"), "\(command)")
-        }
-    }
-
     @Test func anUnknownOptionIsBadInput() async throws {
         let result = try await runProgram(LeadFlowBinary.path, ["migrate", "--no-such-option"])
         #expect(result.status == 64)

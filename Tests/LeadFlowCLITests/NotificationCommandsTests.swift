@@ -8,8 +8,7 @@ import Testing
 /// moving clock): a webhook receiver on loopback that refuses each event's first attempt,
 /// the real SMTP server scripts/test.sh starts, and receivers that are not there at all.
 @Suite(.serialized) struct NotificationCommandsTests {
-    static let day0 = UTCTime.parse("2026-03-02T08:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T08:00:00Z")
     static let secret = "whsec-cli-\(UInt32.random(in: 0...UInt32.max))"
 
     let fake: GraphFake
@@ -18,6 +17,7 @@ import Testing
     let authenticator = TestMailServer.uniqueAddress("priya")
     let csm = TestMailServer.uniqueAddress("csm")
     let pipeline: URL
+    let leadflow: LeadFlowCLI
     /// Everything the commands printed, scanned for secrets at the end.
     var outputs: [String] = []
 
@@ -28,7 +28,7 @@ import Testing
             ])],
             tokens: [.user("EAAB-notify-user-one", name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
                      .user("EAAB-notify-user-two", name: "Priya Shah", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(100)))])
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("notifycmd")
         home = try Repository.temporaryFolder("notifycmd")
         pipeline = home.appendingPathComponent("notify.yml")
@@ -41,14 +41,7 @@ import Testing
                 acme:
                   csm_email: \(csm)
             """.write(to: pipeline, atomically: true, encoding: .utf8)
-    }
-
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil, extra: [String: String] = [:],
-                  pipeline file: URL? = nil) async throws -> ProcessResult {
-        fake.now = Self.day(n)
-        var environment = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n))
-        environment.merge(extra) { _, new in new }
-        return try await LeadFlowBinary.run(arguments + ["--pipeline", (file ?? pipeline).path], environment: environment, input: input)
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day, pipeline: pipeline)
     }
 
     /// A port nothing listens on.

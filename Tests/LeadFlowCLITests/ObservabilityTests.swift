@@ -13,6 +13,7 @@ import Testing
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         var pages: [GraphScenario.Page] = []
@@ -28,11 +29,7 @@ import Testing
         fake = try GraphFake(scenario: GraphScenario(pages: pages, tokens: tokens), now: Self.now)
         databaseURL = try TestDatabase.create("obs")
         home = try Repository.temporaryFolder("obs")
-    }
-
-    func leadflow(_ arguments: [String], input: String? = nil) async throws -> ProcessResult {
-        try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
-                                                                                        graphURL: fake.baseURL, now: Self.now), input: input)
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now)
     }
 
     func connectBoth() async throws {

@@ -14,6 +14,7 @@ import Testing
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         var pages: [GraphScenario.Page] = []
@@ -29,12 +30,7 @@ import Testing
         fake = try GraphFake(scenario: GraphScenario(pages: pages, tokens: tokens), now: Self.now)
         databaseURL = try TestDatabase.create("ops")
         home = try Repository.temporaryFolder("ops")
-    }
-
-    func leadflow(_ arguments: [String], input: String? = nil, environment extra: [String: String] = [:]) async throws -> ProcessResult {
-        let environment = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
-            .merging(extra) { $1 }
-        return try await runProgram(LeadFlowBinary.path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now)
     }
 
     func connect(_ page: String) async throws -> ProcessResult {
@@ -90,10 +86,10 @@ import Testing
 
         // Errors are records too, and so are the other commands' tables.
         for arguments in [["check", "--log-format", "json"], ["migrate", "--log-format", "json"]] {
-            let result = try await leadflow(arguments, environment: ["LEADFLOW_LOG_LEVEL": "debug"])
+            let result = try await leadflow(arguments, extra: ["LEADFLOW_LOG_LEVEL": "debug"])
             _ = try jsonRecords(result.stderr)
         }
-        let missing = try await leadflow(["check", "--log-format", "json"], environment: ["LEADFLOW_KEY_FILE": home.appendingPathComponent("nowhere.key").path])
+        let missing = try await leadflow(["check", "--log-format", "json"], extra: ["LEADFLOW_KEY_FILE": home.appendingPathComponent("nowhere.key").path])
         #expect(missing.status == 64)
         #expect(try jsonRecords(missing.stderr).contains { $0["level"] as? String == "error" })
     }
@@ -150,7 +146,7 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: keyFile.path))
         let elsewhere = home.appendingPathComponent("elsewhere/token.key").path
-        let named = try await leadflow(["check"], environment: ["LEADFLOW_KEY_FILE": elsewhere])
+        let named = try await leadflow(["check"], extra: ["LEADFLOW_KEY_FILE": elsewhere])
         #expect(named.status == 64 && named.stderr.contains("no token key at \(elsewhere)"), "\(named.stderr)")
     }
 
@@ -158,7 +154,7 @@ import Testing
     @Test func theDatabaseURLCanComeFromAFile() async throws {
         let file = home.appendingPathComponent("database-url")
         try Data((databaseURL + "\n").utf8).write(to: file)
-        var environment = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
+        var environment = leadflow.environment()
         environment.removeValue(forKey: "DATABASE_URL")
         environment["DATABASE_URL_FILE"] = file.path
         let status = try await runProgram(LeadFlowBinary.path, ["migrate"], environment: environment)
@@ -177,7 +173,7 @@ import Testing
         try #require(getuid() == 0, "this test switches to another user: run the suite as root (CI does)")
         let userHome = try Repository.temporaryFolder("userhome")
         #expect(chown(userHome.path, 4242, 4242) == 0)
-        var environment = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
+        var environment = leadflow.environment()
         environment.removeValue(forKey: "LEADFLOW_HOME")
         environment.removeValue(forKey: "XDG_STATE_HOME")
         environment["HOME"] = userHome.path

@@ -9,12 +9,12 @@ import Testing
 /// run whose host never comes back; and archives an erasure cannot reach. Each through the
 /// built binary, on real Postgres and real files.
 @Suite(.serialized) struct OrphanTests {
-    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T09:00:00Z")
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
     let db: PostgresConnection
 
     init() throws {
@@ -24,19 +24,11 @@ import Testing
             ])],
             tokens: [.init(token: "EAAB-orphan-token", pages: ["1001"])])
         scenario.tokens[0].type = "USER"
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("orphans")
         home = try Repository.temporaryFolder("orphans")
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day)
         db = try PostgresConnection(conninfo: databaseURL)
-    }
-
-    func environment(day n: Double, extra: [String: String] = [:]) -> [String: String] {
-        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.day(n)).merging(extra) { $1 }
-    }
-
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil, extra: [String: String] = [:]) async throws -> ProcessResult {
-        fake.now = Self.day(n)
-        return try await LeadFlowBinary.run(arguments, environment: environment(day: n, extra: extra), input: input)
     }
 
     func connect() async throws {
@@ -69,7 +61,7 @@ import Testing
         let holder = try PostgresConnection(conninfo: databaseURL)
         try holder.execute(raw: RawSQL(label: "hold", "BEGIN; LOCK TABLE archives IN SHARE MODE"))
         fake.now = Self.day(9)
-        let run = try SpawnedProcess(LeadFlowBinary.path, ["run"], environment: environment(day: 9))
+        let run = try SpawnedProcess(LeadFlowBinary.path, ["run"], environment: leadflow.environment(at: Self.day(9)))
         let watcher = try PostgresConnection(conninfo: databaseURL)
         let held = try await watcher.waitForLockWait(like: "%INSERT INTO archives%")
         try #require(held, "the run never reached the archive's row: \(run.stderrSoFar)")
@@ -116,7 +108,7 @@ import Testing
     /// file and its spool folder, marks it abandoned, and loads everything.
     @Test func theNextRunRemovesAStalePartialAndTheSpoolOfARunWhoseLeaseEnded() async throws {
         try await connect()
-        let killed = try await leadflow(["run", "--lease-seconds", "5"], day: 5, extra: ["LEADFLOW_DEBUG_KILL_AT": "archive.written"])
+        let killed = try await leadflow(["run", "--lease-seconds", "5"], day: 5, extra: ["LEADFLOW_DEBUG_KILL_AT": DebugKill.archive])
         #expect(killed.status == 128 + SIGKILL, "\(killed.stderr)")
         let runID = try #require(try db.query("SELECT id FROM runs WHERE status = 'running'")[0].int(0))
         let folder = home.appendingPathComponent("archives/acme/1001")

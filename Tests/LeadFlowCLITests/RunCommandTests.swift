@@ -4,14 +4,15 @@ import LeadFlowPostgres
 import LeadFlowTestSupport
 import Testing
 
-/// `leadflow run` and `leadflow archive` as a scheduler runs them, including SIGKILL at
-/// random instants: a rerun always ends with every lead loaded exactly once.
+/// `leadflow run` and `leadflow archive` as a scheduler runs them, including SIGKILL in each
+/// stage and at (seeded) random instants: a rerun always ends with every lead loaded exactly once.
 @Suite(.serialized) struct RunCommandTests {
     static let now = UTCTime.parse("2026-11-20T00:00:00Z")!
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         var pages: [GraphScenario.Page] = []
@@ -29,14 +30,7 @@ import Testing
         fake = try GraphFake(scenario: scenario, now: Self.now)
         databaseURL = try TestDatabase.create("runcmd")
         home = try Repository.temporaryFolder("runcmd")
-    }
-
-    var environment: [String: String] {
-        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
-    }
-
-    func leadflow(_ arguments: [String], input: String? = nil) async throws -> ProcessResult {
-        try await runProgram(LeadFlowBinary.path, arguments, environment: environment, input: input.map { Data($0.utf8) })
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now)
     }
 
     func connectBoth() async throws {
@@ -128,52 +122,85 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: target.appendingPathComponent("x").path), "nothing written")
     }
 
-    @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() async throws {
-        try await connectBoth()
-        // How long an uninterrupted run takes here, to spread the kills over it.
-        let probeDB = try TestDatabase.create("probe")
-        var probeEnv = environment
-        probeEnv["DATABASE_URL"] = probeDB
-        probeEnv["LEADFLOW_HOME"] = try Repository.temporaryFolder("probe").path
-        for page in ["1001", "1002"] {
-            _ = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
-                               environment: probeEnv, input: Data("EAAB-kill-token-\(page)\n".utf8))
-        }
-        let started = Date()
-        _ = try await runProgram(LeadFlowBinary.path, ["run"], environment: probeEnv)
-        let duration = Date().timeIntervalSince(started)
+    func leadCount() throws -> Int {
+        try PostgresConnection(conninfo: databaseURL).query("SELECT count(*) FROM leads")[0].int(0) ?? -1
+    }
 
-        var generator = SystemRandomNumberGenerator()
-        // 20 in CI; scripts/fault-suite.sh sets 100.
-        let rounds = Int(ProcessInfo.processInfo.environment["LEADFLOW_KILL_ROUNDS"] ?? "") ?? 20
-        for _ in 0..<rounds {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
-            process.arguments = ["run"]
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .seconds(Double.random(in: 0.05...max(0.1, duration), using: &generator)))
-            kill(process.processIdentifier, SIGKILL)
-            await process.exited()
+    /// Killed at the debug point of each stage in turn (extract, archive, COPY, commit): each
+    /// kill lands where it names (the point's own line, then SIGKILL, with the progress
+    /// lines showing that stage) and commits nothing. Then killed just after a window's
+    /// commit: some leads are in, not all. A rerun then loads every lead once.
+    @Test func killedInEachStageThenRerunLosesAndDuplicatesNothing() async throws {
+        try await connectBoth()
+        for point in [DebugKill.extract, DebugKill.archive, DebugKill.copy, DebugKill.commit, DebugKill.committed] {
+            let killed = try await leadflow(["run"], extra: ["LEADFLOW_DEBUG_KILL_AT": point])
+            #expect(Killed.byPoint(point, killed), "killed at \(point)? status \(killed.status): \(killed.stderr.suffix(600))")
+            #expect(PassStage.reached(in: killed.stderr) == PassStage.of(killPoint: point), "\(point): \(killed.stderr.suffix(600))")
+            if point == DebugKill.committed {
+                let loaded = try leadCount()
+                #expect(loaded > 0 && loaded < fake.allVisibleLeads().filter { $0.createdAt! < Self.now }.count, "killed after a commit: \(loaded) leads")
+            } else {
+                // The first window's commit is after every other point: a kill at any of them leaves no lead.
+                #expect(try leadCount() == 0, "killed at \(point)")
+            }
+            try Killed.lapseConnectionLeases(databaseURL)
         }
         let final = try await leadflow(["run"])
         #expect(final.status == 0, "\(final.stderr)")
         try expectExactlyTheFakesLeads()
+    }
+
+    @Test func killedAtRandomInstantsThenRerunLosesAndDuplicatesNothing() async throws {
+        try await connectBoth()
+        // How long an uninterrupted run takes here, to spread the kills over it: the shorter
+        // of two, since a probe slowed by a busy machine would put most kills after the end.
+        var duration = Double.infinity
+        for _ in 0..<2 {
+            let probe = LeadFlowCLI(databaseURL: try TestDatabase.create("probe"), home: try Repository.temporaryFolder("probe"),
+                                    fake: fake, now: Self.now)
+            for page in ["1001", "1002"] {
+                _ = try await probe(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-kill-token-\(page)\n")
+            }
+            let started = Date()
+            _ = try await probe(["run"])
+            duration = min(duration, Date().timeIntervalSince(started))
+        }
+
+        var generator = SeededGenerator.fromEnvironment()
+        let replay = "replay with LEADFLOW_TEST_SEED=\(generator.seed)"
+        print("killedAtRandomInstants: \(replay)")
+        // 20 in CI; scripts/fault-suite.sh sets 100.
+        let rounds = Int(ProcessInfo.processInfo.environment["LEADFLOW_KILL_ROUNDS"] ?? "") ?? 20
+        var reached: [String] = []
+        for round in 0..<rounds {
+            let process = try SpawnedProcess(LeadFlowBinary.path, ["run"], environment: leadflow.environment())
+            let delay = Double.random(in: 0.05...max(0.1, duration), using: &generator)
+            try await Task.sleep(for: .seconds(delay))
+            kill(process.processIdentifier, SIGKILL)
+            let ended = await process.exit()
+            // A round that ended before its kill came killed nothing: it says "finished", not a stage.
+            #expect(ended.status == Killed.status || ended.status == 0, "round \(round): \(replay): \(ended.stderr.suffix(600))")
+            reached.append((ended.status == Killed.status ? "\(PassStage.reached(in: ended.stderr))" : "finished") + String(format: " at %.2f s", delay))
+            try Killed.lapseConnectionLeases(databaseURL)
+        }
+        print("killedAtRandomInstants: an uninterrupted run took \(String(format: "%.2f", duration)) s; stages reached by the kills: \(reached.joined(separator: ", ")); \(replay)")
+        #expect(reached.contains { !$0.hasPrefix("finished") }, "no round was killed before it finished: \(replay)")
+        let final = try await leadflow(["run"])
+        #expect(final.status == 0, "\(replay): \(final.stderr)")
+        try expectExactlyTheFakesLeads()
         // The killed runs are marked abandoned and their spool folders swept.
         let db = try PostgresConnection(conninfo: databaseURL)
-        #expect(try db.query("SELECT count(*) FROM runs WHERE status = 'running'")[0].int(0) == 0)
+        #expect(try db.query("SELECT count(*) FROM runs WHERE status = 'running'")[0].int(0) == 0, "\(replay)")
         #expect(try db.query("SELECT count(*) FROM runs WHERE status = 'succeeded'")[0].int(0) ?? 0 >= 1)
         let spool = (try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("spool").path)) ?? []
-        #expect(spool.isEmpty, "left in the spool: \(spool)")
+        #expect(spool.isEmpty, "left in the spool: \(spool); \(replay)")
         // No partial archive under a final name: every archive file verifies.
         let archives = try FileManager.default.subpathsOfDirectory(atPath: home.appendingPathComponent("archives").path)
             .filter { $0.hasSuffix(".tar.zst") && !($0.split(separator: "/").last?.hasPrefix(".") ?? false) }
         #expect(!archives.isEmpty)
         for path in archives {
             let verify = try await leadflow(["archive", "verify", home.appendingPathComponent("archives/\(path)").path])
-            #expect(verify.status == 0, "\(path): \(verify.stderr)")
+            #expect(verify.status == 0, "\(path): \(verify.stderr); \(replay)")
         }
     }
 
@@ -188,7 +215,7 @@ import Testing
         // about 1.8 MB) does not. SIGXFSZ is ignored so the write fails with an error
         // instead of killing the process.
         let limited = try await runProgram("/bin/bash", ["-c", "trap '' XFSZ; ulimit -f 1000; exec \"$0\" run --pipeline \"$1\"", LeadFlowBinary.path,
-                                                   Repository.fixture("pipelines/uncompressed-archives.yml").path], environment: environment)
+                                                   Repository.fixture("pipelines/uncompressed-archives.yml").path], environment: leadflow.environment())
         #expect(limited.status == 1, "\(limited.stderr)")
         #expect(limited.stderr.contains("leadflow: archive"), "\(limited.stderr)")
         let db = try PostgresConnection(conninfo: databaseURL)

@@ -30,8 +30,9 @@ import Testing
         home = try Repository.temporaryFolder("dbfault")
     }
 
-    func environment(_ databaseURL: String) -> [String: String] {
-        LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now)
+    /// The binary against one test's database (each test has its own; one crashes its cluster).
+    func leadflow(_ databaseURL: String) -> LeadFlowCLI {
+        LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now)
     }
 
     /// Starts `leadflow run` and returns once its first window's transaction waits on the
@@ -42,7 +43,7 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LeadFlowBinary.path)
         process.arguments = ["run"]
-        process.environment = environment(databaseURL)
+        process.environment = leadflow(databaseURL).environment()
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice
@@ -80,8 +81,8 @@ import Testing
     }
 
     func connect(_ databaseURL: String) async throws {
-        let result = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
-                                    environment: environment(databaseURL), input: Data("EAAB-dbfault-token\n".utf8))
+        let result = try await leadflow(databaseURL)(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+                                                     input: "EAAB-dbfault-token\n")
         #expect(result.status == 0, "\(result.stderr)")
     }
 
@@ -95,7 +96,7 @@ import Testing
         try holder.execute(raw: RawSQL(label: "release", "COMMIT"))
         try expectNothingCommitted(holder)
 
-        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await leadflow(url)(["run"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
@@ -113,7 +114,7 @@ import Testing
         #expect(message.contains("leadflow: postgres"), "\(message)")
         try expectNothingCommitted(holder)
 
-        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await leadflow(url)(["run"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(holder)
     }
@@ -145,7 +146,7 @@ import Testing
         restarted.keepRunning = true
         let db = try PostgresConnection(conninfo: url)
         try expectNothingCommitted(db)
-        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await leadflow(url)(["run"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -162,7 +163,7 @@ import Testing
         fake.addFault(.init(path: "10010/leads", onRequest: 5, kind: .truncate))
         fake.addFault(.init(path: "10010/leads", onRequest: 7, kind: .graphError, fixture: "app_rate_limit_4", status: 400, regainAccessMinutes: 0))
         fake.addFault(.init(path: "10011/leads", onRequest: 2, times: 1_000, kind: .graphError, fixture: "invalid_cursor_100", status: 400))
-        let first = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let first = try await leadflow(url)(["run"])
         #expect(first.status == 1, "\(first.stderr)")
         #expect(first.stderr.contains("partial: forms 10011 failed"), "\(first.stderr)")
         let db = try PostgresConnection(conninfo: url)
@@ -173,7 +174,7 @@ import Testing
         #expect(fake.requestLog.allSatisfy { $0.path.hasPrefix("/v25.0/") })
 
         fake.clearFaults()
-        let rerun = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let rerun = try await leadflow(url)(["run"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
         try expectExactlyTheFakesLeads(db)
     }
@@ -186,7 +187,7 @@ import Testing
         try await connect(url)
         // Forms are read two at a time: the second form's first page meets the revocation.
         fake.addFault(.init(path: "10011/leads", onRequest: 1, times: 1_000, kind: .graphError, fixture: "permission_200", status: 403))
-        let first = try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url))
+        let first = try await leadflow(url)(["run"])
         #expect(first.status == 2, "\(first.stderr)")
         #expect(first.stderr.contains("void (permission_revoked)"))
         let db = try PostgresConnection(conninfo: url)
@@ -196,16 +197,16 @@ import Testing
         #expect(try period[0].date(1) == Self.now, "void from the run's own instant")
         let requestsAtVoid = fake.requestLog.count
         // A second run asks Graph for no lead while the connection is void.
-        #expect(try await runProgram(LeadFlowBinary.path, ["run"], environment: environment(url)).status == 2)
+        #expect(try await leadflow(url)(["run"]).status == 2)
         #expect(!fake.requestLog[requestsAtVoid...].contains { $0.path.hasSuffix("/leads") })
 
         fake.clearFaults()
-        var later = environment(url)
-        later["LEADFLOW_NOW"] = UTCTime.iso8601(Self.now.addingTimeInterval(3_600))
-        let reconnect = try await runProgram(LeadFlowBinary.path, ["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
-                                       environment: later, input: Data("EAAB-dbfault-token\n".utf8))
+        // An hour later for the binary only: the fake's clock stays where it is.
+        let later = ["LEADFLOW_NOW": UTCTime.iso8601(Self.now.addingTimeInterval(3_600))]
+        let reconnect = try await leadflow(url)(["connect", "--instance", "acme", "--page", "1001", "--name", "acme-1001"],
+                                                input: "EAAB-dbfault-token\n", extra: later)
         #expect(reconnect.status == 0, "\(reconnect.stderr)")
-        let healed = try await runProgram(LeadFlowBinary.path, ["run"], environment: later)
+        let healed = try await leadflow(url)(["run"], extra: later)
         #expect(healed.status == 0, "\(healed.stderr)")
         #expect(healed.stderr.contains("backfill of void period 1"))
         try expectExactlyTheFakesLeads(db)

@@ -34,52 +34,51 @@ import Testing
         let databaseURL = try TestDatabase.create("secretscan")
         let home = try Repository.temporaryFolder("secretscan")
 
-        let env = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: Self.now,
-                                             appID: scenario.appID, appSecret: Self.appSecret)
+        let cli = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, now: Self.now,
+                              environment: ["LEADFLOW_APP_ID": scenario.appID, "LEADFLOW_APP_SECRET": Self.appSecret])
         var shown: [String] = []
-        func leadflow(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) async throws -> ProcessResult {
-            let result = try await runProgram(LeadFlowBinary.path, arguments + ["--log-level", "trace"], environment: environment ?? env,
-                                        input: input.map { Data($0.utf8) })
+        /// Runs at trace level, keeping everything it printed for the scan.
+        func scanned(_ arguments: [String], input: String? = nil, extra: [String: String] = [:]) async throws -> ProcessResult {
+            let result = try await cli(arguments + ["--log-level", "trace"], input: input, extra: extra)
             shown += [result.stdout, result.stderr]
             return result
         }
 
         for page in ["1001", "1002"] {
-            #expect(try await leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-scan-token-\(page)\n").status == 0)
+            #expect(try await scanned(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"], input: "EAAB-scan-token-\(page)\n").status == 0)
         }
         // A token that reaches no Page is refused: the refusal is shown, the token is not.
-        #expect(try await leadflow(["connect", "--instance", "acme", "--page", "1003", "--name", "acme-1003"], input: Self.tokens[2] + "\n").status == 64)
+        #expect(try await scanned(["connect", "--instance", "acme", "--page", "1003", "--name", "acme-1003"], input: Self.tokens[2] + "\n").status == 64)
         // The run's summary as data and its metrics (in LEADFLOW_HOME, so scanned below) too.
         let metrics = home.appendingPathComponent("metrics/leadflow.prom")
         try FileManager.default.createDirectory(at: metrics.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let run = try await leadflow(["run", "--json", "--metrics-file", metrics.path])
+        let run = try await scanned(["run", "--json", "--metrics-file", metrics.path])
         #expect(run.status == 2, "the token of 1002 expires mid-run: \(run.stderr.suffix(2_000))")
         #expect(FileManager.default.fileExists(atPath: metrics.path))
-        _ = try await leadflow(["check"])
-        _ = try await leadflow(["check", "--json"])
-        _ = try await leadflow(["runs", "--json"])
-        _ = try await leadflow(["runs", "show", "1"])
-        _ = try await leadflow(["runs", "show", "1", "--json"])
-        _ = try await leadflow(["runs", "prune", "--older-than", "1", "--dry-run", "--json"])
-        _ = try await leadflow(["archive", "prune", "--older-than", "1", "--dry-run", "--json"])
-        _ = try await leadflow(["archive", "list", "--json"])
-        _ = try await leadflow(["archive", "verify", "--all", "--json"])
-        _ = try await leadflow(["status", "--json"])
-        _ = try await leadflow(["reminders", "--json"])
-        _ = try await leadflow(["notify"])
-        _ = try await leadflow(["notifications", "--json"])
-        _ = try await leadflow(["backfill", "--all"])
-        _ = try await leadflow(["archive", "list"])
-        _ = try await leadflow(["archive", "verify", "--all"])
+        _ = try await scanned(["check"])
+        _ = try await scanned(["check", "--json"])
+        _ = try await scanned(["runs", "--json"])
+        _ = try await scanned(["runs", "show", "1"])
+        _ = try await scanned(["runs", "show", "1", "--json"])
+        _ = try await scanned(["runs", "prune", "--older-than", "1", "--dry-run", "--json"])
+        _ = try await scanned(["archive", "prune", "--older-than", "1", "--dry-run", "--json"])
+        _ = try await scanned(["archive", "list", "--json"])
+        _ = try await scanned(["archive", "verify", "--all", "--json"])
+        _ = try await scanned(["status", "--json"])
+        _ = try await scanned(["reminders", "--json"])
+        _ = try await scanned(["notify"])
+        _ = try await scanned(["notifications", "--json"])
+        _ = try await scanned(["backfill", "--all"])
+        _ = try await scanned(["archive", "list"])
+        _ = try await scanned(["archive", "verify", "--all"])
         let reports = home.appendingPathComponent("reports")
         try FileManager.default.createDirectory(at: reports, withIntermediateDirectories: true)
         for format in ["table", "md", "csv", "json", "html"] {
-            _ = try await leadflow(["gaps", "--format", format, "--output", reports.appendingPathComponent("gaps.\(format)").path])
+            _ = try await scanned(["gaps", "--format", format, "--output", reports.appendingPathComponent("gaps.\(format)").path])
         }
         // An unreachable database with a password in its URL.
-        var unreachable = env
-        unreachable["DATABASE_URL"] = "postgresql://lf:\(Self.appSecret)@127.0.0.1:1/x?connect_timeout=2"
-        #expect(try await leadflow(["status"], environment: unreachable).status == 1)
+        let unreachable = "postgresql://lf:\(Self.appSecret)@127.0.0.1:1/x?connect_timeout=2"
+        #expect(try await scanned(["status"], extra: ["DATABASE_URL": unreachable]).status == 1)
 
         // Everything written: what was shown, every file under LEADFLOW_HOME (archives
         // unpacked), every row of every table.

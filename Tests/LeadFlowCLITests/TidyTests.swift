@@ -8,12 +8,12 @@ import Testing
 /// nothing new writes no archive, and `archive prune` and `runs prune` remove what nothing
 /// needs while the gap report, `status` and erasure say and do exactly what they did before.
 @Suite(.serialized) struct TidyTests {
-    static let day0 = UTCTime.parse("2026-03-02T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-03-02T09:00:00Z")
 
     let fake: GraphFake
     let databaseURL: String
     let home: URL
+    let leadflow: LeadFlowCLI
 
     init() throws {
         var scenario = GraphScenario(
@@ -26,16 +26,10 @@ import Testing
             tokens: [.user("EAAB-tidy-user-one", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(0))),
                      .user("EAAB-tidy-user-two", pages: ["1001"], issuedAt: UTCTime.iso8601(Self.day(30)))])
         scenario.tokens[0].dataAccessExpiresAt = UTCTime.iso8601(Self.day(20))
-        fake = try GraphFake(scenario: scenario, now: Self.day0)
+        fake = try GraphFake(scenario: scenario, now: Self.day(0))
         databaseURL = try TestDatabase.create("tidy")
         home = try Repository.temporaryFolder("tidy")
-    }
-
-    func leadflow(_ arguments: [String], day n: Double, input: String? = nil) async throws -> ProcessResult {
-        fake.now = Self.day(n)
-        return try await LeadFlowBinary.run(arguments, environment: LeadFlowBinary.environment(databaseURL: databaseURL, home: home,
-                                                                                               graphURL: fake.baseURL, now: Self.day(n)),
-                                            input: input)
+        leadflow = LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: Self.day)
     }
 
     /// Every archive file under LEADFLOW_HOME.

@@ -13,6 +13,7 @@ import Testing
     let fake: GraphFake
     let home: URL
     let url: String
+    let leadflow: LeadFlowCLI
 
     init() async throws {
         var scenario = GraphScenario(
@@ -29,20 +30,17 @@ import Testing
         fake = try GraphFake(scenario: scenario, now: Self.now)
         home = try Repository.temporaryFolder("workers")
         url = try TestDatabase.create("workers")
+        leadflow = LeadFlowCLI(databaseURL: url, home: home, fake: fake, now: Self.now)
         for page in Self.pages {
-            let connected = try await LeadFlowBinary.run(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
-                                                   environment: environment, input: "EAAB-workers-token\n")
+            let connected = try await leadflow(["connect", "--instance", "acme", "--page", page, "--name", "acme-\(page)"],
+                                               input: "EAAB-workers-token\n")
             #expect(connected.status == 0, "\(connected.stderr)")
         }
     }
 
-    var environment: [String: String] {
-        LeadFlowBinary.environment(databaseURL: url, home: home, graphURL: fake.baseURL, now: Self.now)
-    }
-
     /// A `leadflow run` in the background.
     func startWorker(_ id: String, _ extra: [String] = []) throws -> SpawnedProcess {
-        try SpawnedProcess(LeadFlowBinary.path, ["run", "--worker-id", id, "--connections-at-once", "2"] + extra, environment: environment)
+        try SpawnedProcess(LeadFlowBinary.path, ["run", "--worker-id", id, "--connections-at-once", "2"] + extra, environment: leadflow.environment())
     }
 
     func waitAll(_ workers: [SpawnedProcess]) async -> [Int32] {

@@ -1,13 +1,13 @@
 import Foundation
 import LeadFlowCore
+import LeadFlowTestSupport
 import Testing
 
 /// The gap report's arithmetic on rows made up here: statuses, where missing leads are
 /// attributed, the estimate of an open period, totals, the headline's sentence for each
 /// state a connection can be in, `recover_by`, dates in a zone, and the formats' shapes.
 @Suite struct GapReportTests {
-    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-01-05T09:00:00Z")
 
     func facts(_ label: String = "acme-main", instance: String = "acme", page: String? = "Acme, \"Analytics\"", pageID: String = "1001",
                authenticator: String? = "Priya Shah", authenticatedAt: Double = 0,
@@ -25,8 +25,8 @@ import Testing
 
     func period(_ id: Int64, _ start: Double, _ end: Double?, backfilled: Double? = nil, recovered: Int = 0, lost: Int = 0,
                 lastRun: Double? = nil, rate: Double = 0, cause: VoidCause = .tokenExpired) -> GapFacts.PeriodFacts {
-        .init(id: id, cause: cause, startedAt: Self.day(start), endedAt: end.map(Self.day), backfilledAt: backfilled.map(Self.day),
-              recovered: recovered, lost: lost, lastRunBefore: lastRun.map(Self.day), leadsPerDayBefore: rate)
+        .init(id: id, cause: cause, startedAt: Self.day(start), endedAt: end.map { Self.day($0) }, backfilledAt: backfilled.map { Self.day($0) },
+              recovered: recovered, lost: lost, lastRunBefore: lastRun.map { Self.day($0) }, leadsPerDayBefore: rate)
     }
 
     func report(_ facts: [GapFacts], at n: Double, timeZone: TimeZone = TimeZone(secondsFromGMT: 0)!) -> GapReport {
@@ -215,10 +215,10 @@ import Testing
 
     @Test func datesAreWrittenInTheChosenZone() throws {
         let newYork = try #require(TimeZone(identifier: "America/New_York"))
-        let dates = ReportDates(timeZone: newYork, reference: Self.day0)
+        let dates = ReportDates(timeZone: newYork, reference: Self.day(0))
         // 09:00 UTC on 5 Jan is 04:00 in New York (EST); a day in March starts at 00:00 EDT after the change.
-        #expect(dates.dayAndTime(Self.day0) == "5 Jan 2026 04:00")
-        #expect(dates.day(Self.day0) == "5 Jan")
+        #expect(dates.dayAndTime(Self.day(0)) == "5 Jan 2026 04:00")
+        #expect(dates.day(Self.day(0)) == "5 Jan")
         #expect(dates.day(UTCTime.parse("2025-12-31T12:00:00Z")!) == "31 Dec 2025")
         let eighthOfMarch = dates.startOfDay(UTCTime.parse("2026-03-08T12:00:00Z")!)
         #expect(eighthOfMarch == UTCTime.parse("2026-03-08T05:00:00Z"))

@@ -10,8 +10,7 @@ import Testing
 /// The notifier with the real parts: the outbox in Postgres, the webhook over libcurl to a
 /// loopback receiver, mail through a recording double (and SMTP itself in the CLI tests).
 @Suite struct NotifierTests {
-    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-01-05T09:00:00Z")
     static let secret = "whsec-\(UInt32.random(in: 0...UInt32.max))"
 
     /// Every message the notifier sent, in order.

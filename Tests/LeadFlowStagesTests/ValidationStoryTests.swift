@@ -11,8 +11,7 @@ import Testing
 /// The 200-day story of one connection, with the real parts: Postgres, the Graph fake over
 /// libcurl, AES-GCM with a key file. Day 0 is 2026-01-05T09:00:00Z.
 @Suite struct ValidationStoryTests {
-    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-01-05T09:00:00Z")
     static func iso(_ n: Double) -> String { UTCTime.iso8601(day(n)) }
 
     /// Facebook's real lifecycle: every token is a fresh short-lived user token from the
@@ -47,7 +46,7 @@ import Testing
         let session = try PostgresSession(conninfo: db.conninfo)
         try Migrator().migrate(db)
         let scenario = Self.scenario()
-        let fake = try GraphFake(scenario: scenario, now: Self.day0)
+        let fake = try GraphFake(scenario: scenario, now: Self.day(0))
         let home = try Repository.temporaryFolder("story")
         let vault = try TokenVault.openOrCreate(keyFile: home.appendingPathComponent("token.key"))
         let graph = GraphClient(transport: try CurlHTTPClient(), configuration: .init(baseURL: fake.baseURL, appSecret: scenario.appSecret),

@@ -9,8 +9,7 @@ import Testing
 /// leased to one notifier at a time; the authenticator's address is sealed and follows the
 /// authenticator.
 @Suite struct NotificationStoreTests {
-    static let day0 = UTCTime.parse("2026-01-05T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-01-05T09:00:00Z")
 
     let db: PostgresConnection
 
