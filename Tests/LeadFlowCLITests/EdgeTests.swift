@@ -7,8 +7,7 @@ import Testing
 /// The edges of issue 18: where a token could leave in clear, a throttled Graph could hold
 /// a run for ever, or personal data could be read by another local user.
 @Suite struct EdgeTests {
-    static let day0 = UTCTime.parse("2026-11-01T09:00:00Z")!
-    static func day(_ n: Double) -> Date { day0.addingTimeInterval(n * 86_400) }
+    static let day = TestDays(zero: "2026-11-01T09:00:00Z")
 
     /// Two Pages of one instance, each with a form of `count` leads before day 0.
     static func twoPages(count: Int = 40) throws -> GraphFake {
@@ -20,20 +19,14 @@ import Testing
             },
             tokens: [.init(token: "EAAB-edge-token", pages: ["1001", "1002"])])
         scenario.tokens[0].type = "USER"
-        return try GraphFake(scenario: scenario, now: day0)
+        return try GraphFake(scenario: scenario, now: day(0))
     }
 
     struct Setup {
         let fake: GraphFake
         let databaseURL: String
         let home: URL
-
-        func leadflow(_ arguments: [String], day n: Double, input: String? = nil, extra: [String: String] = [:]) async throws -> ProcessResult {
-            fake.now = EdgeTests.day(n)
-            var environment = LeadFlowBinary.environment(databaseURL: databaseURL, home: home, graphURL: fake.baseURL, now: EdgeTests.day(n))
-            environment.merge(extra) { $1 }
-            return try await LeadFlowBinary.run(arguments, environment: environment, input: input)
-        }
+        var leadflow: LeadFlowCLI { LeadFlowCLI(databaseURL: databaseURL, home: home, fake: fake, days: EdgeTests.day) }
 
         func connectBoth() async throws {
             for page in ["1001", "1002"] {
@@ -62,7 +55,7 @@ import Testing
         }
         let file = setup.home.appendingPathComponent("plain.yml")
         try "version: 1\ngraph:\n  base_url: http://graph.facebook.com\n".write(to: file, atomically: true, encoding: .utf8)
-        var environment = LeadFlowBinary.environment(databaseURL: setup.databaseURL, home: setup.home, graphURL: "", now: Self.day(1))
+        var environment = setup.leadflow.environment(at: Self.day(1))
         environment.removeValue(forKey: "LEADFLOW_GRAPH_URL")
         let fromFile = try await LeadFlowBinary.run(["run", "--pipeline", file.path], environment: environment)
         #expect(fromFile.status == 64, "\(fromFile.stderr)")
@@ -149,7 +142,7 @@ import Testing
             pages: [.init(id: "1001", name: "Big answers", forms: ["10010", "10011"].map { .init(id: $0, name: "Form \($0)", leads: []) })],
             tokens: [.init(token: "EAAB-big-token", pages: ["1001"])])
         scenario.tokens[0].type = "USER"
-        let fake = try GraphFake(scenario: scenario, now: Self.day0)
+        let fake = try GraphFake(scenario: scenario, now: Self.day(0))
         let answer = String(repeating: "Long answer with accents é and quotes \" ", count: 500_000 / 40)
         for form in ["10010", "10011"] {
             fake.addLeads((0..<200).map { n in
