@@ -92,7 +92,8 @@ public enum ArchiveExtractor {
             guard entry.size <= limits.memberBytes else {
                 throw refuse("member \(entry.name) holds \(entry.size) bytes, more than the limit of \(limits.memberBytes) per member")
             }
-            guard total + entry.size <= limits.totalBytes else {
+            let (sum, overflow) = total.addingReportingOverflow(entry.size)
+            guard !overflow, sum <= limits.totalBytes else {
                 throw refuse("the members hold more than the limit of \(limits.totalBytes) bytes")
             }
             if entry.kind == .directory {

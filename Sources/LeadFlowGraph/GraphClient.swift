@@ -224,6 +224,12 @@ public final class GraphClient: Sendable {
                 try await backOff(after: &failures, failure: error, context: context)
                 continue
             }
+            // The body's share of the transport's buffer budget goes with a page handed on; an
+            // answer that is no page lets go of it at once, before any wait below (a lease
+            // held through a rate-limit wait would hold every other transfer back).
+            var bodyLease = response.bodyLease
+            response.bodyLease = nil
+            if !(200..<300).contains(response.status) { bodyLease = nil }
             let usage = GraphUsage.from(response)
             scoped = usage
             await governor.record(usage)
@@ -240,8 +246,9 @@ public final class GraphClient: Sendable {
                     var body = response.body
                     response.body = Data()
                     URLRedaction.redact(owned: &body)
-                    return (value, body, requests, response.bodyLease)
+                    return (value, body, requests, bodyLease)
                 } catch {
+                    bodyLease = nil
                     failure = GraphError(kind: .malformed, httpStatus: response.status,
                                          message: "the body is not the expected JSON (\(response.body.count) bytes)", context: context)
                     GraphTally.error(failure.code)
@@ -262,7 +269,8 @@ public final class GraphClient: Sendable {
                     rateLimitHits += 1
                     let wait = usage.regainAccessIn
                         ?? configuration.retry.delay(afterFailedAttempts: rateLimitHits, unit: Double.random(in: 0.5..<1))
-                    guard rateLimitBudget.take(wait) else {
+                    // Graph's estimate comes with a Page's business use case: that Page's limit.
+                    guard rateLimitBudget.take(wait, appWide: usage.regainAccessIn == nil) else {
                         logger.warning("Graph rate limit outlasts the run's wait budget; not waiting", metadata: [
                             "graph.context": "\(context)", "graph.code": "\(error.code)", "graph.wait": "\(wait)",
                             "graph.budget": "\(rateLimitBudget.limit)"])

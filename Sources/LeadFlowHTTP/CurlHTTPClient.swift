@@ -304,7 +304,10 @@ final class MultiLoop: @unchecked Sendable {
                 // The body's bytes stay counted until the caller lets go of the response.
                 let lease = budget.lease(transfer.held)
                 transfer.held = 0
-                transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: transfer.body,
+                // The caller gets the only reference to the body, so it may change it in place.
+                let body = transfer.body
+                transfer.body = Data()
+                transfer.finish(.success(HTTPResponse(status: transfer.status, headers: transfer.headers, body: body,
                                                       bodyLease: lease)))
             } else {
                 let detail = transfer.errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

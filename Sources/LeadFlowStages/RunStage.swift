@@ -252,7 +252,8 @@ public struct RunStage: Sendable {
             if let lease = held.lease { try? await leads.releaseConnection(lease) }
             logger.warning("pass stopped at its time limit", metadata: ["connection.id": "\(record.id)", "minutes": "\(limit.minutes)"])
             return accounted(only(.skipped(limit.description)))
-        } catch let error as GraphError where error.isRateLimit && graph.rateLimitBudget.isSpent {
+        } catch let error as GraphError where error.isRateLimit {
+            // Graph still throttles past what this run may wait: the next run reads it.
             if let lease = held.lease { try? await leads.releaseConnection(lease) }
             logger.warning("connection skipped: Graph's rate limit", metadata: ["connection.id": "\(record.id)", "error": "\(error.code)"])
             return accounted(only(.skipped(Self.rateLimitBudgetSpent(graph))))

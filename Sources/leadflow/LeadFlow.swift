@@ -60,7 +60,7 @@ struct LeadFlow: AsyncParsableCommand {
         umask(0o077)
         // glibc's defaults keep freed large buffers (a 500 kB answer, a 50 MB page) in
         // per-thread heaps, where they fragment: 50 MB pages peaked at 217 MB with them,
-        // 162 MB with these. Buffers from 256 kB up are mapped and handed back on free,
+        // 154 MB with these. Buffers from 256 kB up are mapped and handed back on free,
         // and two arenas serve the few threads a run has (docs/benchmarks.md).
         MallocTuning.apply()
         do {

@@ -38,10 +38,13 @@ public final class RateLimitBudget: Sendable {
     public init(limit: Duration) { self.limit = limit }
 
     /// Takes `wait` from the budget; false, taking nothing, when it would pass the limit.
-    public func take(_ wait: Duration) -> Bool {
+    /// - Parameter appWide: the limit is the app's (no Page named): once such a wait is
+    ///   refused, the run waits no more and later connections are skipped. A Page's own
+    ///   limit that does not fit fails that Page's reads only; other Pages go on.
+    public func take(_ wait: Duration, appWide: Bool = true) -> Bool {
         state.withLock { state in
             guard !state.refused, state.spent + wait <= limit else {
-                state.refused = true
+                if appWide { state.refused = true }
                 return false
             }
             state.spent += wait
@@ -49,6 +52,7 @@ public final class RateLimitBudget: Sendable {
         }
     }
 
-    /// A wait was refused: a connection Graph throttles is skipped rather than waited for.
+    /// An app-wide wait was refused: every later connection would meet the same limit, so
+    /// they are skipped rather than waited for.
     public var isSpent: Bool { state.withLock { $0.refused } }
 }
