@@ -107,7 +107,8 @@ connect_s=$(elapsed bash -c "echo EAAB-bench-user | '$bin/leadflow' connect --in
 curl -s -X POST --data 50 "$fake_url/__fake/latency" > /dev/null
 before=$(wc -l < "$work/requests.jsonl")
 export LEADFLOW_NOW=2026-12-01T00:10:00Z
-pages_s=$(elapsed "$bin/leadflow" run 2> "$work/pages-again.log") || { cat "$work/pages-again.log" >&2; exit 1; }
+# BENCH_PAGES_RUN_ARGS (e.g. "--connections-at-once 8") tries other settings than the default.
+pages_s=$(elapsed "$bin/leadflow" run ${BENCH_PAGES_RUN_ARGS:-} 2> "$work/pages-again.log") || { cat "$work/pages-again.log" >&2; exit 1; }
 after=$(wc -l < "$work/requests.jsonl")
 awk -v s="$pages_s" -v r="$((after - before))" -v c="$connect_s" 'BEGIN {
     printf "1,000 Pages at 50 ms, nothing new, one worker, default settings: %.1f s (target < 20 s), %.2f Graph requests per connection\n", s, r / 1000;

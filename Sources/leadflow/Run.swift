@@ -170,7 +170,7 @@ struct WorkerOptions: ParsableArguments {
     var leaseSeconds: Int?
 
     @Option(name: .customLong("connections-at-once"),
-            help: "Connections this process works on at once, one Postgres session each (default: the pipeline's workers.connections_at_once, 4).")
+            help: "Connections this process works on at once, one Postgres session each (default: the pipeline's workers.connections_at_once, 8).")
     var connectionsAtOnce: Int?
 
     func validate() throws {
